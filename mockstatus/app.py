@@ -1,0 +1,53 @@
+"""The app factory and the route table (which reads as the table of contents)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import admin, status
+from .catalog import Catalog, load_catalog
+from .server_state import STATE, ServerState
+from .settings import Settings
+
+ANY = "*"  # every method, the WebDAV ones included (423 Locked comes from WebDAV)
+
+
+def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -> web.Application:
+    settings = settings or Settings()
+    catalog = catalog or load_catalog(settings.config)
+    app = web.Application(client_max_size=settings.max_body_size, handler_args={"max_field_size": 16384})
+    state = ServerState(settings, catalog)
+    app[STATE] = state
+    expect = make_expect_handler(state)
+
+    app.router.add_get("/__mockstatus/health", admin.health)
+    app.router.add_get("/__mockstatus/codes", admin.codes)
+    app.router.add_get("/__mockstatus/requests", admin.requests_list)
+    app.router.add_delete("/__mockstatus/requests", admin.requests_clear)
+    app.router.add_get("/__mockstatus/sequences", admin.sequences_list)
+    app.router.add_delete("/__mockstatus/sequences", admin.sequences_reset)
+    app.router.add_delete("/__mockstatus/sequences/{name}", admin.sequences_reset)
+    app.router.add_route(ANY, "/status", status.status_missing)
+    app.router.add_route(ANY, "/status/{codes:.*}", status.status_handler, expect_handler=expect)
+    app.router.add_route(ANY, "/sequence/{name}/{codes:.*}", status.sequence_handler, expect_handler=expect)
+    app.router.add_route(ANY, "/{tail:.*}", status.not_found, expect_handler=expect)
+    return app
+
+
+def make_expect_handler(state: ServerState):
+    async def expect_handler(request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue`` (RFC 9110 §10.1.1): refuse an oversized body before it is sent."""
+        expect = request.headers.get("Expect", "")
+        if expect.lower() != "100-continue":
+            return state.error(request, 417, f"unsupported Expect {expect!r}: only 100-continue is understood")
+        declared = request.content_length
+        limit = state.settings.max_body_size
+        if declared is not None and declared > limit:
+            return state.error(
+                request, 413, f"request body of {declared} bytes is above the max body size of {limit} bytes"
+            )
+        if request.version >= (1, 1) and request.transport is not None:
+            request.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return None
+
+    return expect_handler

@@ -1,0 +1,327 @@
+"""Load and validate the status catalog (``config/statuses.yaml``).
+
+The catalog is the single source of every code's facts: reason phrase,
+descriptions, headers, body, default delay and reply kind.  A user file
+overlays it per code.  Every problem becomes a ``ConfigError`` whose one-line
+message names the file and the key path (or the line, for YAML syntax).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .durations import parse_duration
+from .settings import parse_values
+
+# Three ASCII digits, 100-999.  ``int()`` would also take "2_00", "+200",
+# " 200" and non-ASCII digits such as "٢٠٠" (httpbin's bug), so never use it alone.
+CODE_PATTERN = re.compile(r"[1-9][0-9]{2}", re.ASCII)
+CODE_FORM = "exactly three ASCII digits from 100 to 999"
+
+# RFC 9110 §5.1 field-name = token; §5.5 field values exclude CR, LF and NUL.
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)
+ILLEGAL_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 9112 §4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ); we keep it ASCII.
+REASON = re.compile(r"[\x20-\x7e\t]+", re.ASCII)
+
+KINDS = ("normal", "interim", "upgrade", "headerless", "close")
+FAULTS = ("reset", "empty", "garbage", "malformed", "truncate", "no-length")
+ALL_KINDS = KINDS + FAULTS
+
+# Headers that decide message framing or the connection; the server owns them.
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer"})
+
+CODE_KEYS = ("reason", "standard", "source", "kind", "then", "description", "headers", "body", "delay")
+TOP_KEYS = ("codes", "server")
+
+
+class ConfigError(Exception):
+    """A bad catalog or config file: one line, shown as-is, exit code 2."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatusInfo:
+    code: int
+    reason: str
+    standard: bool
+    source: str
+    kind: str
+    then: int | None
+    description_en: str
+    description_zh: str
+    headers: tuple[tuple[str, str], ...]
+    body: str | None
+    delay: float | None
+    known: bool = True
+
+    def description(self, lang: str) -> str:
+        return self.description_zh if lang == "zh" and self.description_zh else self.description_en
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "reason": self.reason,
+            "standard": self.standard,
+            "source": self.source,
+            "kind": self.kind,
+            "then": self.then,
+            "description": {"en": self.description_en, "zh": self.description_zh},
+            "headers": [list(pair) for pair in self.headers],
+            "body": self.body,
+            "delay": self.delay,
+        }
+
+
+def unknown_status(code: int) -> StatusInfo:
+    """A three-digit code that the catalog does not list: a plain reply.
+
+    An unlisted 1xx is still informational (RFC 9110 §15.2): it goes out as one
+    interim response followed by a final 200, never as a final response.
+    """
+    interim = code < 200
+    return StatusInfo(
+        code=code,
+        reason="Unknown",
+        standard=False,
+        source="not in the catalog",
+        kind="interim" if interim else "normal",
+        then=200 if interim else None,
+        description_en="This code is not in the catalog; it is served as a plain reply.",
+        description_zh="此状态码不在目录中，按普通响应返回。",
+        headers=(),
+        body=None,
+        delay=None,
+        known=False,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Catalog:
+    statuses: Mapping[int, StatusInfo]
+    server: Mapping[str, Any]
+    sources: tuple[str, ...]
+
+    def get(self, code: int) -> StatusInfo:
+        info = self.statuses.get(code)
+        return info if info is not None else unknown_status(code)
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.statuses
+
+    def __iter__(self):
+        return iter(sorted(self.statuses.values(), key=lambda s: s.code))
+
+    def __len__(self) -> int:
+        return len(self.statuses)
+
+
+def default_catalog_path() -> Path:
+    """The shipped catalog: package data in an install, ``config/`` in a checkout."""
+    try:
+        shipped = resources.files("mockstatus.data") / "statuses.yaml"
+        if shipped.is_file():
+            return Path(str(shipped))
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "config" / "statuses.yaml"
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read one YAML file; syntax errors become 'file:line: problem'."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a YAML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+
+
+def parse_code(value: Any, where: str) -> int:
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not CODE_PATTERN.fullmatch(text):
+        raise ConfigError(f"{where}: bad code {value!r}: expected {CODE_FORM}")
+    return int(text)
+
+
+def _check_headers(raw: Any, where: str) -> dict[str, list[str]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of header name to value")
+    headers: dict[str, list[str]] = {}
+    for name, value in raw.items():
+        at = f"{where}.{name}"
+        if not isinstance(name, str) or not TOKEN.fullmatch(name):
+            raise ConfigError(f"{at}: bad header name {name!r}: expected an RFC 9110 token")
+        if name.lower() in FRAMING_HEADERS:
+            raise ConfigError(f"{at}: {name} is set by the server and cannot be configured")
+        values = value if isinstance(value, list) else [value]
+        checked = []
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                raise ConfigError(f"{at}: bad header value {item!r}: expected text")
+            text = str(item)
+            if ILLEGAL_VALUE.search(text):
+                raise ConfigError(f"{at}: bad header value {text!r}: CR, LF and control characters are not allowed")
+            checked.append(text)
+        headers[name] = checked
+    return headers
+
+
+def _check_code_entry(raw: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(CODE_KEYS)}")
+    for key in raw:
+        if key not in CODE_KEYS:
+            raise ConfigError(f"{where}.{key}: unknown key; allowed: {', '.join(CODE_KEYS)}")
+    entry: dict[str, Any] = {}
+    if "reason" in raw:
+        reason = raw["reason"]
+        if not isinstance(reason, str) or not REASON.fullmatch(reason) or not reason.strip():
+            raise ConfigError(f"{where}.reason: bad reason phrase {reason!r}: expected printable ASCII text")
+        entry["reason"] = reason
+    if "standard" in raw:
+        if not isinstance(raw["standard"], bool):
+            raise ConfigError(f"{where}.standard: expected true or false, got {raw['standard']!r}")
+        entry["standard"] = raw["standard"]
+    if "source" in raw:
+        if not isinstance(raw["source"], str):
+            raise ConfigError(f"{where}.source: expected text")
+        entry["source"] = raw["source"]
+    if "kind" in raw:
+        if raw["kind"] not in ALL_KINDS:
+            raise ConfigError(f"{where}.kind: bad kind {raw['kind']!r}; allowed: {', '.join(ALL_KINDS)}")
+        entry["kind"] = raw["kind"]
+    if "then" in raw:
+        then = parse_code(raw["then"], f"{where}.then")
+        if then < 200:
+            raise ConfigError(f"{where}.then: {then} is not a final code (expected 200 or above)")
+        entry["then"] = then
+    if "description" in raw:
+        desc = raw["description"]
+        if isinstance(desc, str):
+            desc = {"en": desc}
+        if not isinstance(desc, Mapping):
+            raise ConfigError(f"{where}.description: expected a mapping with en and zh")
+        for lang, text in desc.items():
+            if lang not in ("en", "zh"):
+                raise ConfigError(f"{where}.description.{lang}: unknown language; allowed: en, zh")
+            if not isinstance(text, str):
+                raise ConfigError(f"{where}.description.{lang}: expected text")
+        entry["description"] = {lang: " ".join(text.split()) for lang, text in desc.items()}
+    if "headers" in raw:
+        entry["headers"] = _check_headers(raw["headers"], f"{where}.headers")
+    if "body" in raw:
+        if raw["body"] is not None and not isinstance(raw["body"], str):
+            raise ConfigError(f"{where}.body: expected text")
+        entry["body"] = raw["body"]
+    if "delay" in raw:
+        try:
+            entry["delay"] = parse_duration(raw["delay"], what="delay") if raw["delay"] is not None else None
+        except ValueError as exc:
+            raise ConfigError(f"{where}.delay: {exc}") from None
+    return entry
+
+
+def _check_file(data: Any, path: str) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+    if data is None:
+        return {}, {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise ConfigError(f"{path}: {key}: unknown key; allowed: {', '.join(TOP_KEYS)}")
+    codes_raw = data.get("codes") or {}
+    if not isinstance(codes_raw, Mapping):
+        raise ConfigError(f"{path}: codes: expected a mapping of code to its facts")
+    codes: dict[int, dict[str, Any]] = {}
+    for key, raw in codes_raw.items():
+        code = parse_code(key, f"{path}: codes")
+        codes[code] = _check_code_entry(raw, f"{path}: codes.{code}")
+    server_raw = data.get("server") or {}
+    if not isinstance(server_raw, Mapping):
+        raise ConfigError(f"{path}: server: expected a mapping of setting to value")
+    try:
+        server = parse_values(server_raw, f"{path}: server:")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return codes, server
+
+
+def _merge_entry(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if key == "description":
+            merged[key] = {**base.get(key, {}), **value}
+        elif key == "headers":
+            merged[key] = {**base.get(key, {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(code: int, entry: dict[str, Any], where: str) -> StatusInfo:
+    if "reason" not in entry:
+        raise ConfigError(f"{where}: codes.{code}.reason: missing (a new code needs a reason phrase)")
+    kind = entry.get("kind", "normal")
+    if kind == "interim" and not 100 <= code < 200:
+        raise ConfigError(f"{where}: codes.{code}.kind: interim is only for 1xx codes")
+    description = entry.get("description", {})
+    headers = tuple((name, value) for name, values in entry.get("headers", {}).items() for value in values)
+    return StatusInfo(
+        code=code,
+        reason=entry["reason"],
+        standard=entry.get("standard", False),
+        source=entry.get("source", ""),
+        kind=kind,
+        then=entry.get("then", 200 if kind == "interim" else None),
+        description_en=description.get("en", ""),
+        description_zh=description.get("zh", ""),
+        headers=headers,
+        body=entry.get("body"),
+        delay=entry.get("delay"),
+    )
+
+
+def load_catalog(overlay: str | Path | Mapping[str, Any] | None = None, *, base: str | Path | None = None) -> Catalog:
+    """The default catalog, overlaid per code by a user file (or a dict)."""
+    base_path = str(base or default_catalog_path())
+    codes, _ = _check_file(read_yaml(base_path), base_path)
+    sources = [base_path]
+    server: dict[str, Any] = {}
+    if overlay is not None:
+        if isinstance(overlay, Mapping):
+            where = "config"
+            data = overlay
+        else:
+            where = str(overlay)
+            data = read_yaml(overlay)
+        extra_codes, server = _check_file(data, where)
+        for code, entry in extra_codes.items():
+            codes[code] = _merge_entry(codes.get(code, {}), entry)
+        sources.append(where)
+    statuses = {code: _build(code, entry, sources[-1]) for code, entry in sorted(codes.items())}
+    return Catalog(statuses=statuses, server=server, sources=tuple(sources))

@@ -1,0 +1,156 @@
+"""The ``mockstatus`` command: serve, codes, check-config, health.
+
+Bad flags, env values and config files print one line and exit 2 (no
+traceback).  ``health`` uses the standard library only, so a container
+healthcheck needs no curl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+
+from . import __version__
+from .settings import OPTIONS, ENV_PREFIX, Settings, env_values, merge, parse_values
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mockstatus", description="A mock HTTP status server that gets the wire right.")
+    parser.add_argument("--version", action="version", version=f"mockstatus {__version__}")
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="run the server (the default)")
+    _add_serve_flags(serve)
+    _add_serve_flags(parser)
+
+    codes = commands.add_parser("codes", help="print the catalog as a table")
+    codes.add_argument("--json", action="store_true", help="print JSON instead")
+    codes.add_argument("--config", help="overlay this YAML file (env MOCKSTATUS_CONFIG)")
+
+    check = commands.add_parser("check-config", help="validate a config file: exit 0 or 2")
+    check.add_argument("path")
+
+    health = commands.add_parser("health", help="exit 0 when the server answers its health check, 1 otherwise")
+    health.add_argument("url", nargs="?", help="server URL (default from MOCKSTATUS_HOST/MOCKSTATUS_PORT)")
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds to wait (default 2)")
+    return parser
+
+
+def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    for option in OPTIONS:
+        env = f" (env {option.env})"
+        if option.flag_kind == "switch":
+            parser.add_argument(
+                option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None,
+                help=option.help + env,
+            )  # fmt: skip
+        else:
+            parser.add_argument(option.flag, dest=option.name, default=None, help=f"{option.help}{env}")
+
+
+def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]):
+    """flag > env > config file ``server:`` section > default."""
+    from .catalog import load_catalog
+
+    flags = {o.name: getattr(args, o.name) for o in OPTIONS if getattr(args, o.name, None) is not None}
+    flag_values = parse_values({k: v for k, v in flags.items()}, "flag")
+    env = env_values(environ)
+    config_path = flag_values.get("config") or environ.get(ENV_PREFIX + "CONFIG") or None
+    catalog = load_catalog(config_path)
+    settings = merge(catalog.server, env, flag_values, {"config": config_path})
+    return settings, catalog
+
+
+def cmd_codes(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from .catalog import load_catalog
+
+    catalog = load_catalog(args.config or environ.get(ENV_PREFIX + "CONFIG") or None)
+    if args.json:
+        print(json.dumps([info.as_json() for info in catalog], ensure_ascii=False, indent=1))
+        return 0
+    print(f"{'code':<5}{'reason':<34}{'kind':<11}{'standard':<10}source")
+    for info in catalog:
+        label = "yes" if info.standard else "no"
+        print(f"{info.code:<5}{info.reason:<34}{info.kind:<11}{label:<10}{info.source}")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from .catalog import load_catalog
+
+    catalog = load_catalog(args.path)
+    print(f"{args.path}: ok ({len(catalog)} codes)")
+    return 0
+
+
+def health_url(url: str | None, environ: Mapping[str, str]) -> str:
+    if not url:
+        host = environ.get(ENV_PREFIX + "HOST", "127.0.0.1")
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        url = f"http://{host}:{environ.get(ENV_PREFIX + 'PORT', '8080')}"
+    url = url.rstrip("/")
+    if not url.endswith("/__mockstatus/health"):
+        url += "/__mockstatus/health"
+    return url
+
+
+def cmd_health(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    url = health_url(args.url, environ)
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 - a URL the user gave
+            healthy = response.status == 200 and json.loads(response.read()).get("status") == "ok"
+    except (OSError, ValueError, urllib.error.URLError) as exc:
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"healthy: {url}" if healthy else f"unhealthy: {url}")
+    return 0 if healthy else 1
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    from .catalog import ConfigError
+
+    environ = os.environ if environ is None else environ
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "codes":
+            return cmd_codes(args, environ)
+        if args.command == "check-config":
+            return cmd_check_config(args)
+        if args.command == "health":
+            return cmd_health(args, environ)
+        settings, catalog = resolve_settings(args, environ)
+    except (UsageError, ConfigError, ValueError) as exc:
+        print(f"mockstatus: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `mockstatus codes | head`
+        return 0
+    from .serve import run
+
+    try:
+        return run(settings, catalog)
+    except OSError as exc:
+        print(f"mockstatus: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+__all__ = ["main", "Settings"]

@@ -1,0 +1,222 @@
+"""Per-request options: parse the query string and ``X-Mockstatus-*`` headers.
+
+Each option is a query parameter and, for clients that cannot change the URL,
+a request header ``X-Mockstatus-<Option>`` (``retry_after`` ->
+``X-Mockstatus-Retry-After``).  The query wins over the header.  Response
+headers can also be given as ``X-Mockstatus-Response-<Name>: value``.
+
+Parsers raise ``BadRequest`` whose message names the bad value and the form
+allowed; the handler answers it with a 400.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import random
+import re
+from urllib.parse import urlsplit
+
+from .catalog import CODE_FORM, CODE_PATTERN, FAULTS, FRAMING_HEADERS, ILLEGAL_VALUE, TOKEN
+from .durations import DURATION_FORM, DelaySpec, parse_delay, parse_duration
+from .settings import Settings
+
+HEADER_PREFIX = "x-mockstatus-"
+RESPONSE_HEADER_PREFIX = "x-mockstatus-response-"
+MAX_CHUNKS = 10_000
+MIN_INTERVAL = 0.01
+MAX_BODY_OPTION = 64 * 1024
+
+QUERY_NAMES = (
+    "delay", "body_delay", "drip", "chunks", "interval", "fault", "then",
+    "location", "retry_after", "body", "header", "seed", "cycle",
+)  # fmt: skip
+
+
+class BadRequest(Exception):
+    """A request the server cannot honour; the message goes into a 4xx body."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclasses.dataclass(slots=True)
+class Options:
+    delay: DelaySpec | None = None
+    body_delay: float | None = None
+    drip: float | None = None
+    chunks: int | None = None
+    interval: float | None = None
+    fault: str | None = None
+    then: int | None = None
+    location: str | None = None
+    retry_after: str | None = None
+    body: str | None = None
+    headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    seed: str | None = None
+    cycle: bool = False
+    rng: random.Random | None = None
+
+    def random(self) -> random.Random:
+        """A seeded generator when ``?seed=`` was given, so picks repeat."""
+        if self.rng is None:
+            self.rng = random.Random(self.seed) if self.seed is not None else random.Random()
+        return self.rng
+
+
+NO_OPTIONS = Options()
+
+_SEED = re.compile(r"-?[0-9]{1,18}", re.ASCII)
+_DIGITS = re.compile(r"[0-9]{1,9}", re.ASCII)
+
+
+def header_name(option: str) -> str:
+    return "X-Mockstatus-" + "-".join(part.capitalize() for part in option.split("_"))
+
+
+def _check_location(value: str, settings: Settings) -> str:
+    if ILLEGAL_VALUE.search(value) or not value:
+        raise BadRequest(f"bad location {value!r}: expected a relative URL (/path) or an absolute http(s) URL")
+    if value.startswith("/") and not value.startswith("//"):
+        return value
+    parts = urlsplit(value)
+    # Only http(s): a 'javascript:' or 'data:' Location is an open door in a browser.
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise BadRequest(f"bad location {value!r}: expected a relative URL (/path) or an absolute http(s) URL")
+    allowed = settings.allowed_redirect_hosts
+    if allowed and parts.hostname.lower() not in allowed:
+        raise BadRequest(
+            f"bad location {value!r}: host {parts.hostname!r} is not allowed; allowed hosts: {', '.join(allowed)}"
+        )
+    return value
+
+
+def _check_retry_after(value: str) -> str:
+    # RFC 9110 §10.2.3: Retry-After = HTTP-date / delay-seconds
+    if _DIGITS.fullmatch(value):
+        return value
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        parsed = None
+    if parsed is None or not value.endswith("GMT"):
+        raise BadRequest(
+            f"bad retry_after {value!r}: expected whole seconds (120) or an HTTP-date "
+            "(Wed, 21 Oct 2026 07:28:00 GMT)"
+        )
+    return value
+
+
+def check_header(name: str, value: str, origin: str) -> tuple[str, str]:
+    if not TOKEN.fullmatch(name):
+        raise BadRequest(f"bad {origin} {name!r}: a header name must be an RFC 9110 token")
+    if name.lower() in FRAMING_HEADERS:
+        raise BadRequest(
+            f"bad {origin} {name!r}: {', '.join(sorted(FRAMING_HEADERS))} are set by the server"
+        )
+    if ILLEGAL_VALUE.search(value):
+        raise BadRequest(f"bad {origin} value {value!r}: CR, LF and control characters are not allowed")
+    return name, value.strip()
+
+
+def _header_option(value: str) -> tuple[str, str]:
+    name, sep, rest = value.partition(":")
+    if not sep:
+        raise BadRequest(f"bad header {value!r}: expected Name:Value")
+    return check_header(name.strip(), rest, "header")
+
+
+def parse_code_text(text: str, what: str = "code") -> int:
+    if not CODE_PATTERN.fullmatch(text):
+        raise BadRequest(f"bad {what} {text!r}: expected {CODE_FORM}")
+    return int(text)
+
+
+def _apply(options: Options, name: str, value: str, settings: Settings) -> None:
+    try:
+        if name == "delay":
+            options.delay = parse_delay(value, max_delay=settings.max_delay)
+        elif name in ("body_delay", "drip"):
+            seconds = parse_duration(value, what=name)
+            if seconds > settings.max_delay:
+                raise ValueError(f"bad {name} {value!r}: above the maximum of {settings.max_delay:g}s")
+            setattr(options, name, seconds)
+        elif name == "interval":
+            seconds = parse_duration(value, what="interval")
+            if seconds < MIN_INTERVAL:
+                raise ValueError(f"bad interval {value!r}: expected {DURATION_FORM}, at least 10ms")
+            options.interval = seconds
+        elif name == "chunks":
+            if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_CHUNKS:
+                raise ValueError(f"bad chunks {value!r}: expected a whole number from 1 to {MAX_CHUNKS}")
+            options.chunks = int(value)
+        elif name == "fault":
+            if value not in FAULTS:
+                raise ValueError(f"bad fault {value!r}: expected one of {', '.join(FAULTS)}")
+            options.fault = value
+        elif name == "then":
+            code = parse_code_text(value, "then")
+            if code < 200:
+                raise ValueError(f"bad then {value!r}: expected a final code from 200 to 999")
+            options.then = code
+        elif name == "location":
+            options.location = _check_location(value, settings)
+        elif name == "retry_after":
+            options.retry_after = _check_retry_after(value)
+        elif name == "body":
+            if len(value) > MAX_BODY_OPTION:
+                raise ValueError(f"bad body: {len(value)} characters, at most {MAX_BODY_OPTION}")
+            options.body = value
+        elif name == "header":
+            options.headers.append(_header_option(value))
+        elif name == "seed":
+            if not _SEED.fullmatch(value):
+                raise ValueError(f"bad seed {value!r}: expected a whole number")
+            options.seed = value
+        elif name == "cycle":
+            if value not in ("0", "1", "true", "false"):
+                raise ValueError(f"bad cycle {value!r}: expected 1 or 0")
+            options.cycle = value in ("1", "true")
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def parse_options(request, settings: Settings) -> Options:
+    """Options from headers first, then the query (which wins)."""
+    options = Options()
+    from_query: set[str] = set()
+    if request.query_string:
+        for name, value in request.query.items():
+            if name not in QUERY_NAMES:
+                raise BadRequest(f"unknown option {name!r}; allowed: {', '.join(QUERY_NAMES)}")
+            if name != "header" and name in from_query:
+                raise BadRequest(f"option {name!r} given twice; give it once")
+            from_query.add(name)
+            _apply(options, name, value, settings)
+    for key, value in request.headers.items():
+        lowered = key.lower()
+        if not lowered.startswith(HEADER_PREFIX):
+            continue
+        if lowered.startswith(RESPONSE_HEADER_PREFIX):
+            options.headers.append(check_header(key[len(RESPONSE_HEADER_PREFIX):], value, "response header"))
+            continue
+        name = lowered[len(HEADER_PREFIX):].replace("-", "_")
+        if name not in QUERY_NAMES or name == "header":
+            allowed = ", ".join(header_name(n) for n in QUERY_NAMES if n != "header")
+            raise BadRequest(f"unknown header {key!r}; allowed: {allowed}, X-Mockstatus-Response-<Name>")
+        if name in from_query:
+            continue
+        _apply(options, name, value, settings)
+    return options
+
+
+def has_options(request) -> bool:
+    """Cheap test so the hot path skips parsing when nothing was asked for."""
+    if request.query_string:
+        return True
+    for key in request.headers:
+        if key[:13].lower() == HEADER_PREFIX:
+            return True
+    return False

@@ -1,0 +1,265 @@
+"""How a reply goes on the wire: normal, interim 1xx, upgrade, header-less, close, faults.
+
+``Replies`` holds everything that depends only on (code, format, language),
+computed once when the catalog loads, so the hot path is a dict lookup and a
+``web.Response``.  The wire-level kinds bypass ``web.Response`` and write to
+the transport themselves, because aiohttp would send a 1xx as a *final*
+response and always adds a status line (see docs/notes in README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import socket
+import struct
+
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from . import __version__
+from .catalog import Catalog, StatusInfo
+from .options import NO_OPTIONS, Options
+from .render import CONTENT_TYPES, FORMATS, LANGS, render
+
+SERVER = f"mockstatus/{__version__}"
+
+# Headers a browser's fetch() may read (CORS, issue #2): the ones our codes set.
+EXPOSED = (
+    "Location, Retry-After, WWW-Authenticate, Proxy-Authenticate, Allow, Content-Range, "
+    "ETag, Link, Upgrade, Server-Timing, X-Mockstatus-Choice, X-Mockstatus-Sequence, "
+    "X-Mockstatus-Step, X-More-Info"
+)
+BASE_HEADERS = (
+    ("Server", SERVER),
+    ("Vary", "Accept, Accept-Language"),
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Expose-Headers", EXPOSED),
+)
+
+# RFC 9110 §15.3.5 / §15.4.5: 204 and 304 carry no content and aiohttp drops
+# Content-Length/Content-Type for them itself; 205 (§15.3.6) must have none
+# either, which we make explicit with "Content-Length: 0".
+NO_BODY = frozenset({204, 304})
+EMPTY_BODY = frozenset({205})
+
+
+class Prepared:
+    """The precomputed pieces of one final reply."""
+
+    __slots__ = ("info", "headers", "body", "content_type")
+
+    def __init__(self, info: StatusInfo, fmt: str, lang: str) -> None:
+        self.info = info
+        headers = CIMultiDict(BASE_HEADERS)
+        for name, value in info.headers:
+            headers.add(name, value)
+        if info.code in NO_BODY or info.code < 200:
+            self.body = None
+            self.content_type = None
+        elif info.code in EMPTY_BODY:
+            self.body = b""
+            self.content_type = None
+        else:
+            self.body = render(info, fmt, lang)
+            self.content_type = CONTENT_TYPES[fmt]
+            headers["Content-Type"] = self.content_type
+        self.headers = CIMultiDictProxy(headers)
+
+
+def raw_head(status: int, reason: str, headers) -> bytes:
+    """A status line and header block, for replies written straight to the socket."""
+    lines = [f"HTTP/1.1 {status} {reason}\r\n"]
+    lines.extend(f"{name}: {value}\r\n" for name, value in headers)
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1", "replace")
+
+
+def http_date() -> str:
+    return email.utils.formatdate(usegmt=True)
+
+
+class Replies:
+    """Precomputed replies for one catalog."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._table: dict[tuple[int, str, str], Prepared] = {}
+        for info in catalog:
+            for fmt in FORMATS:
+                for lang in LANGS:
+                    self._table[info.code, fmt, lang] = Prepared(info, fmt, lang)
+
+    def prepared(self, code: int, fmt: str, lang: str) -> Prepared:
+        found = self._table.get((code, fmt, lang))
+        if found is None:
+            # Unlisted codes (at most 900 x 6 entries) are cached on first use.
+            found = self._table[code, fmt, lang] = Prepared(self.catalog.get(code), fmt, lang)
+        return found
+
+
+def response_headers(prepared: Prepared, options: Options, extra: list[tuple[str, str]] | None) -> CIMultiDict:
+    """Prepared headers plus this request's overrides (same name replaces)."""
+    headers = CIMultiDict(prepared.headers)
+    if options is not NO_OPTIONS:
+        if options.location is not None:
+            headers["Location"] = options.location
+        if options.retry_after is not None:
+            headers["Retry-After"] = options.retry_after
+        replaced: set[str] = set()
+        for name, value in options.headers:
+            key = name.lower()
+            if key not in replaced:
+                headers.popall(name, None)
+                replaced.add(key)
+            headers.add(name, value)
+        if options.body is not None and prepared.body is not None and prepared.body != b"":
+            headers["Content-Type"] = CONTENT_TYPES["text"]
+    if extra:
+        for name, value in extra:
+            headers[name] = value
+    return headers
+
+
+def response_body(prepared: Prepared, options: Options) -> bytes | None:
+    if options.body is not None and prepared.body is not None and prepared.body != b"":
+        return options.body.encode()
+    return prepared.body
+
+
+# --- writing to the socket directly ------------------------------------------------
+
+
+def _transport(request: web.BaseRequest) -> asyncio.Transport:
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("client went away")
+    return transport
+
+
+def write_interim(request: web.BaseRequest, status: int, reason: str, headers=()) -> bool:
+    """Send one interim 1xx response (RFC 9110 §15.2); never to an HTTP/1.0 client."""
+    if request.version < (1, 1):
+        return False
+    _transport(request).write(raw_head(status, reason, headers))
+    return True
+
+
+def close_connection(request: web.BaseRequest) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+
+
+def send_headerless(request: web.BaseRequest, body: bytes) -> None:
+    """The '600' reply: body bytes with no status line or headers, then close."""
+    transport = _transport(request)
+    transport.write(body)
+    transport.close()
+
+
+def send_fault(request: web.BaseRequest, fault: str, prepared: Prepared, rng: random.Random) -> None:
+    """Break the exchange on purpose (issue #3): each fault is a different client error."""
+    transport = _transport(request)
+    info = prepared.info
+    if fault == "reset":
+        # SO_LINGER with a zero timeout turns close() into an RST (WireMock's
+        # CONNECTION_RESET_BY_PEER does the same).
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        return
+    if fault == "empty":
+        transport.close()
+        return
+    if fault == "garbage":
+        # Bytes 0x80-0xff never start "HTTP/", so no client mistakes them for a reply.
+        transport.write(bytes(rng.randrange(0x80, 0x100) for _ in range(64)))
+        transport.close()
+        return
+    body = prepared.body or b""
+    if fault == "malformed":
+        transport.write(
+            f"HTTP/1.1 {info.code} {info.reason}\r\n".encode("latin-1", "replace")
+            + b"this line is not a header\r\n\x00\x01\x02 neither is this\r\n\r\n"
+        )
+        transport.close()
+        return
+    headers = [(k, v) for k, v in prepared.headers.items() if k.lower() != "content-length"]
+    headers.append(("Date", http_date()))
+    if fault == "truncate":
+        headers.append(("Content-Length", str(len(body))))
+        transport.write(raw_head(info.code, info.reason, headers) + body[: len(body) // 2])
+    elif fault == "no-length":
+        # RFC 9112 §6.3 rule 8: no length and no chunking means "read until close".
+        headers.append(("Connection", "close"))
+        transport.write(raw_head(info.code, info.reason, headers) + body)
+    else:  # pragma: no cover - options/catalog validation keeps this unreachable
+        raise ValueError(fault)
+    transport.close()
+
+
+class _Echo:
+    """After a raw 101 switch the connection carries bytes: echo them back.
+
+    Installed with aiohttp's own ``set_parser`` hook (the one WebSocket uses),
+    so aiohttp hands us every byte that arrives after the request.
+    """
+
+    def __init__(self, transport: asyncio.Transport, idle: float) -> None:
+        self.transport = transport
+        self.idle = idle
+        self.loop = asyncio.get_running_loop()
+        self.done = self.loop.create_future()
+        self.timer = self.loop.call_later(idle, self._timeout)
+
+    def _timeout(self) -> None:
+        self.transport.close()
+        self._finish()
+
+    def _finish(self) -> None:
+        self.timer.cancel()
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.timer.cancel()
+        self.timer = self.loop.call_later(self.idle, self._timeout)
+        if not self.transport.is_closing():
+            self.transport.write(data)
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self._finish()
+
+    def set_exception(self, exc: BaseException, exc_cause: BaseException | None = None) -> None:
+        self._finish()
+
+
+async def send_raw_upgrade(request: web.BaseRequest, token: str, idle: float) -> None:
+    """101 with Connection/Upgrade (RFC 9110 §7.8), then a raw byte echo."""
+    transport = _transport(request)
+    transport.write(
+        raw_head(101, "Switching Protocols", (("Connection", "Upgrade"), ("Upgrade", token), ("Server", SERVER)))
+    )
+    echo = _Echo(transport, idle)
+    request.protocol.set_parser(echo)  # type: ignore[union-attr]
+    try:
+        await echo.done
+    finally:
+        echo._finish()
+        transport.close()
+
+
+async def send_websocket_echo(request: web.Request) -> web.WebSocketResponse:
+    """A real WebSocket session (RFC 6455) that echoes text and binary messages."""
+    ws = web.WebSocketResponse(heartbeat=None)
+    await ws.prepare(request)
+    async for message in ws:
+        if message.type == web.WSMsgType.TEXT:
+            await ws.send_str(message.data)
+        elif message.type == web.WSMsgType.BINARY:
+            await ws.send_bytes(message.data)
+    return ws

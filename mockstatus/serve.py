@@ -1,0 +1,131 @@
+"""Start and stop the server: used by the CLI and by ``serve_in_thread``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import socket
+import time
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from .app import make_app
+from .catalog import Catalog
+from .server_state import STATE
+from .settings import Settings
+
+access_log = logging.getLogger("mockstatus.access")
+
+
+class JsonAccessLogger(AbstractAccessLogger):
+    """One JSON object per request, for log collectors."""
+
+    def log(self, request, response, time_taken: float) -> None:
+        self.logger.info(
+            json.dumps(
+                {
+                    "time": round(time.time(), 3),
+                    "remote": request.remote,
+                    "method": request.method,
+                    "path": request.path_qs,
+                    "status": response.status,
+                    "duration_ms": round(time_taken * 1000, 3),
+                    "length": response.body_length,
+                }
+            )
+        )
+
+
+class TextAccessLogger(AbstractAccessLogger):
+    """A short common-log-style line; cheaper than aiohttp's format parser."""
+
+    def log(self, request, response, time_taken: float) -> None:
+        self.logger.info(
+            '%s "%s %s HTTP/%d.%d" %d %d %.3fms',
+            request.remote, request.method, request.path_qs, request.version.major, request.version.minor,
+            response.status, response.body_length, time_taken * 1000,
+        )  # fmt: skip
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("mockstatus")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+class RunningServer:
+    def __init__(self, runner: web.AppRunner, app: web.Application, host: str, port: int) -> None:
+        self.runner = runner
+        self.app = app
+        self.host = host
+        self.port = port
+
+    @property
+    def state(self):
+        return self.app[STATE]
+
+    @property
+    def base_url(self) -> str:
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start(settings: Settings, catalog: Catalog | None = None, *, sock: socket.socket | None = None) -> RunningServer:
+    app = make_app(settings, catalog)
+    logger_class = JsonAccessLogger if settings.log_format == "json" else TextAccessLogger
+    runner = web.AppRunner(
+        app,
+        access_log=access_log if settings.access_log else None,
+        access_log_class=logger_class,
+        # A client that disconnects during a delay cancels its handler (issue #4).
+        handler_cancellation=True,
+        shutdown_timeout=settings.shutdown_grace,
+        handle_signals=False,
+    )
+    await runner.setup()
+    if sock is not None:
+        site = web.SockSite(runner, sock)
+    else:
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+    return RunningServer(runner, app, settings.host, bound[1])
+
+
+async def serve_forever(settings: Settings, catalog: Catalog) -> int:
+    """Run until SIGTERM or SIGINT; let in-flight replies finish within the grace."""
+    server = await start(settings, catalog)
+    print(f"mockstatus listening on {server.base_url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    # cleanup(): stop accepting, wait up to shutdown_grace for handlers, close the rest.
+    await server.stop()
+    return 0
+
+
+def run(settings: Settings, catalog: Catalog) -> int:
+    configure_logging(settings)
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is optional off Linux/macOS
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(serve_forever(settings, catalog))

@@ -1,0 +1,170 @@
+"""Per-server state that tests reset: retry sequences and the request journal."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from typing import Any
+
+JOURNAL_BODY_PREVIEW = 4096
+
+
+class SequenceConflict(Exception):
+    pass
+
+
+@dataclasses.dataclass(slots=True)
+class Sequence:
+    codes: tuple[int, ...]
+    spec: str
+    calls: int = 0
+
+
+class Sequences:
+    """Named retry sequences: the n-th request to a name gets the n-th code.
+
+    Each step is taken without an ``await`` between reading and advancing the
+    counter, so concurrent requests on one event loop get distinct steps.
+    """
+
+    def __init__(self, max_names: int) -> None:
+        self.max_names = max_names
+        self._items: collections.OrderedDict[str, Sequence] = collections.OrderedDict()
+
+    def step(self, name: str, codes: tuple[int, ...], spec: str, cycle: bool) -> tuple[int, int]:
+        sequence = self._items.get(name)
+        if sequence is None:
+            sequence = self._items[name] = Sequence(codes, spec)
+            while len(self._items) > self.max_names:
+                self._items.popitem(last=False)  # evict the oldest name
+        elif sequence.codes != codes:
+            raise SequenceConflict(
+                f"sequence {name!r} is already running {sequence.spec!r}, not {spec!r}; "
+                f"reset it with DELETE /__mockstatus/sequences/{name} or use another name"
+            )
+        index = sequence.calls
+        sequence.calls += 1
+        if index >= len(codes):
+            index = index % len(codes) if cycle else len(codes) - 1
+        return codes[index], index
+
+    def reset(self, name: str | None = None) -> bool:
+        if name is None:
+            self._items.clear()
+            return True
+        return self._items.pop(name, None) is not None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            name: {
+                "codes": list(seq.codes),
+                "spec": seq.spec,
+                "calls": seq.calls,
+                "next_step": seq.calls % len(seq.codes) if seq.calls < len(seq.codes) else len(seq.codes) - 1,
+            }
+            for name, seq in self._items.items()
+        }
+
+
+@dataclasses.dataclass(slots=True)
+class JournalEntry:
+    time: float
+    client: str | None
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+    body_size: int
+    body_preview: bytes
+    status: int
+    delay: float
+    client_gone: bool
+    sequence: str | None
+    step: int | None
+    id: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "time": self.time,
+            "client": self.client,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": [list(pair) for pair in self.headers],
+            "body_size": self.body_size,
+            "body": self.body_preview.decode("utf-8", "replace"),
+            "status": self.status,
+            "delay": self.delay,
+            "client_gone": self.client_gone,
+            "sequence": self.sequence,
+            "step": self.step,
+        }
+
+
+class Journal:
+    """A bounded ring buffer of requests (oldest dropped first)."""
+
+    def __init__(self, size: int) -> None:
+        self._entries: collections.deque[JournalEntry] = collections.deque(maxlen=size)
+        self._next_id = 1
+
+    def record(
+        self,
+        request,
+        status: int,
+        *,
+        body_size: int = 0,
+        body_preview: bytes = b"",
+        delay: float = 0.0,
+        client_gone: bool = False,
+        sequence: str | None = None,
+        step: int | None = None,
+    ) -> JournalEntry:
+        entry = JournalEntry(
+            time=time.time(),
+            client=request.remote,
+            method=request.method,
+            path=request.path,
+            query=request.query_string,
+            headers=tuple(request.headers.items()),
+            body_size=body_size,
+            body_preview=body_preview,
+            status=status,
+            delay=delay,
+            client_gone=client_gone,
+            sequence=sequence,
+            step=step,
+            id=self._next_id,
+        )
+        self._next_id += 1
+        self._entries.append(entry)
+        return entry
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def query(
+        self,
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        sequence: str | None = None,
+        since: float | None = None,
+    ) -> list[JournalEntry]:
+        found = []
+        for entry in self._entries:
+            if path is not None and entry.path != path:
+                continue
+            if method is not None and entry.method != method.upper():
+                continue
+            if sequence is not None and entry.sequence != sequence:
+                continue
+            if since is not None and entry.time < since:
+                continue
+            found.append(entry)
+        return found

@@ -1,0 +1,326 @@
+"""The ``/status/{codes}`` and ``/sequence/{name}/{codes}`` handlers.
+
+Handlers stay thin: parse (small helpers that raise ``BadRequest``), pick the
+code, then ``deliver`` walks the reply through interim responses, the delay
+and the wire-level kind.  Everything that depends only on the code is
+precomputed in ``Replies``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from aiohttp import web
+
+from .catalog import CODE_FORM, CODE_PATTERN, FAULTS, StatusInfo
+from .options import NO_OPTIONS, BadRequest, Options, has_options, parse_code_text, parse_options
+from .render import negotiate_format, negotiate_lang
+from .replies import (
+    close_connection,
+    response_body,
+    response_headers,
+    send_fault,
+    send_headerless,
+    send_raw_upgrade,
+    send_websocket_echo,
+    write_interim,
+)
+from .server_state import STATE, ServerState
+from .state import SequenceConflict
+
+log = logging.getLogger("mockstatus.access")
+
+_WEIGHT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+_REPEAT = re.compile(r"[0-9]{1,5}", re.ASCII)
+_SEQUENCE_NAME = re.compile(r"[A-Za-z0-9._~-]{1,128}", re.ASCII)
+MAX_CHOICES = 1000
+MAX_SEQUENCE_STEPS = 10_000
+DEFAULT_INTERVAL = 1.0
+DEFAULT_DRIP_CHUNKS = 10
+
+
+# --- parsing helpers ----------------------------------------------------------------
+
+
+def parse_choices(text: str) -> list[tuple[int, float]]:
+    """``200,503:2`` -> [(200, 1.0), (503, 2.0)]; weights are positive decimals."""
+    items = text.split(",")
+    if len(items) > MAX_CHOICES:
+        raise BadRequest(f"too many codes in {text[:40]!r}...: at most {MAX_CHOICES}")
+    choices = []
+    for item in items:
+        if not item:
+            raise BadRequest(f"bad code list {text!r}: empty item; expected CODE or CODE:WEIGHT separated by commas")
+        code_text, sep, weight_text = item.partition(":")
+        code = parse_code_text(code_text)
+        weight = 1.0
+        if sep:
+            if not _WEIGHT.fullmatch(weight_text) or float(weight_text) <= 0:
+                raise BadRequest(f"bad weight {weight_text!r} in {item!r}: expected a positive number such as 1, 0.5 or 3")
+            weight = float(weight_text)
+        choices.append((code, weight))
+    return choices
+
+
+def parse_sequence(text: str) -> tuple[int, ...]:
+    """``503*2,200`` -> (503, 503, 200)."""
+    codes: list[int] = []
+    for item in text.split(","):
+        if not item:
+            raise BadRequest(f"bad sequence {text!r}: empty item; expected CODE or CODE*COUNT separated by commas")
+        code_text, sep, count_text = item.partition("*")
+        code = parse_code_text(code_text)
+        count = 1
+        if sep:
+            if not _REPEAT.fullmatch(count_text) or int(count_text) < 1:
+                raise BadRequest(f"bad repeat {count_text!r} in {item!r}: expected a whole number of at least 1")
+            count = int(count_text)
+        if len(codes) + count > MAX_SEQUENCE_STEPS:
+            raise BadRequest(f"sequence {text[:40]!r} is too long: at most {MAX_SEQUENCE_STEPS} steps")
+        codes.extend([code] * count)
+    return tuple(codes)
+
+
+async def read_body(request: web.BaseRequest, limit: int, preview_size: int) -> tuple[int, bytes]:
+    """Read and discard the request body, keeping a preview for the journal."""
+    if not request.body_exists:
+        return 0, b""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise BadRequest(f"request body of {declared} bytes is above the max body size of {limit} bytes", 413)
+    size = 0
+    preview = bytearray()
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(f"request body is above the max body size of {limit} bytes", 413)
+        if len(preview) < preview_size:
+            preview += chunk[: preview_size - len(preview)]
+    return size, bytes(preview)
+
+
+# --- handlers -----------------------------------------------------------------------
+
+
+async def status_handler(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    text = request.match_info["codes"]
+    try:
+        options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return state.preflight(request)
+        body_size, preview = await read_body(request, state.settings.max_body_size, state.preview_size)
+        extra = None
+        if CODE_PATTERN.fullmatch(text):
+            code = int(text)
+        elif "," in text or ":" in text:
+            choices = parse_choices(text)
+            codes = [c for c, _ in choices]
+            code = options.random().choices(codes, weights=[w for _, w in choices])[0]
+            extra = [("X-Mockstatus-Choice", str(code))]
+        else:
+            raise BadRequest(f"bad code {text!r}: expected {CODE_FORM}, e.g. /status/418, or a list /status/200,503:2")
+    except BadRequest as exc:
+        return state.error(request, exc.status, exc.message)
+    return await deliver(request, state, code, options, extra=extra, body_size=body_size, preview=preview)
+
+
+async def status_missing(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    return state.error(request, 400, f"missing code: expected /status/<code> with {CODE_FORM}, e.g. /status/418")
+
+
+async def sequence_handler(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    name = request.match_info["name"]
+    text = request.match_info["codes"]
+    try:
+        if not _SEQUENCE_NAME.fullmatch(name):
+            raise BadRequest(f"bad sequence name {name!r}: expected 1-128 of A-Z a-z 0-9 . _ ~ -")
+        codes = parse_sequence(text)
+        options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return state.preflight(request)
+        body_size, preview = await read_body(request, state.settings.max_body_size, state.preview_size)
+        try:
+            code, step = state.sequences.step(name, codes, text, options.cycle)
+        except SequenceConflict as exc:
+            raise BadRequest(str(exc), 409) from None
+    except BadRequest as exc:
+        return state.error(request, exc.status, exc.message)
+    extra = [("X-Mockstatus-Sequence", name), ("X-Mockstatus-Step", str(step + 1))]
+    return await deliver(
+        request, state, code, options, extra=extra, body_size=body_size, preview=preview, sequence=name, step=step
+    )
+
+
+# --- delivering one reply -----------------------------------------------------------
+
+
+def _pick_delay(state: ServerState, info: StatusInfo, options: Options) -> float:
+    # Precedence (issue #4): query > request header (both in options) > catalog > global.
+    if options.delay is not None:
+        return options.delay.pick(options.random())
+    if info.delay is not None:
+        return info.delay
+    return state.settings.default_delay
+
+
+async def _wait(request: web.Request, info: StatusInfo, delay: float, options: Options) -> None:
+    if info.code == 102 and info.kind == "interim":
+        # 102 Processing heartbeats while the delay runs (RFC 2518 §10.1).
+        interval = options.interval or DEFAULT_INTERVAL
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        write_interim(request, 102, info.reason)
+        while (remaining := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(interval, remaining))
+            if deadline - loop.time() > 0:
+                write_interim(request, 102, info.reason)
+    elif delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def deliver(
+    request: web.Request,
+    state: ServerState,
+    code: int,
+    options: Options,
+    *,
+    extra: list[tuple[str, str]] | None = None,
+    body_size: int = 0,
+    preview: bytes = b"",
+    sequence: str | None = None,
+    step: int | None = None,
+) -> web.StreamResponse:
+    info = state.catalog.get(code)
+    delay = _pick_delay(state, info, options)
+    status = code
+    try:
+        if info.kind == "interim":
+            if info.code != 102:
+                write_interim(request, info.code, info.reason, info.headers)
+            await _wait(request, info, delay, options)
+            info = state.catalog.get(options.then or info.then or 200)
+        elif delay > 0:
+            await asyncio.sleep(delay)
+        status = info.code
+        if delay > 0:
+            extra = [*(extra or ()), ("Server-Timing", f"delay;dur={delay * 1000:.0f}")]
+        response = await _final(request, state, info, options, extra)
+    except asyncio.CancelledError:
+        # The client went away during the delay (aiohttp cancels the handler):
+        # nothing keeps running; log it as nginx does, 499 Client Closed Request.
+        state.journal.record(
+            request, 499, body_size=body_size, body_preview=preview, delay=delay,
+            client_gone=True, sequence=sequence, step=step,
+        )  # fmt: skip
+        state.log_gone(request, delay)
+        raise
+    except ConnectionResetError:
+        state.journal.record(
+            request, 499, body_size=body_size, body_preview=preview, delay=delay,
+            client_gone=True, sequence=sequence, step=step,
+        )  # fmt: skip
+        return web.Response(status=499)
+    state.journal.record(
+        request, status, body_size=body_size, body_preview=preview, delay=delay, sequence=sequence, step=step
+    )
+    return response
+
+
+async def _final(
+    request: web.Request, state: ServerState, info: StatusInfo, options: Options, extra
+) -> web.StreamResponse:
+    kind = options.fault or info.kind
+    fmt = negotiate_format(request.headers.get("Accept"))
+    lang = negotiate_lang(request.headers.get("Accept-Language")) if "Accept-Language" in request.headers else "en"
+    prepared = state.replies.prepared(info.code, fmt, lang)
+
+    if kind in FAULTS:
+        send_fault(request, kind, prepared, options.random())
+        return web.Response(status=info.code, reason=info.reason)
+    if kind == "headerless":
+        body = options.body if options.body is not None else (info.body if info.body is not None else prepared.body)
+        send_headerless(request, body.encode() if isinstance(body, str) else (body or b""))
+        return web.Response(status=info.code, reason=info.reason)
+    if kind == "upgrade":
+        return await _upgrade(request, state, info)
+
+    headers = response_headers(prepared, options, extra)
+    if "Origin" in request.headers:
+        state.cors(request, headers)
+    body = response_body(prepared, options)
+    if options.body_delay is None and options.drip is None:
+        response = web.Response(status=info.code, reason=info.reason, body=body, headers=headers)
+    else:
+        response = await _slow_body(request, info, headers, body or b"", options)
+    if kind == "close":
+        response.force_close()
+    return response
+
+
+async def _slow_body(request, info: StatusInfo, headers, body: bytes, options: Options) -> web.StreamResponse:
+    """Headers at once, the body later (body_delay) or in timed pieces (drip).
+
+    Content-Length is set, so the client's *read* timeout is what trips.
+    """
+    response = web.StreamResponse(status=info.code, reason=info.reason, headers=headers)
+    if info.code not in (204, 304) and info.code >= 200:
+        response.content_length = len(body)
+    timing = []
+    if options.body_delay:
+        timing.append(f"body-delay;dur={options.body_delay * 1000:.0f}")
+    if options.drip:
+        timing.append(f"drip;dur={options.drip * 1000:.0f}")
+    if timing:
+        response.headers.add("Server-Timing", ", ".join(timing))
+    await response.prepare(request)
+    if request.method == "HEAD" or not body:
+        if options.body_delay:
+            await asyncio.sleep(options.body_delay)
+        await response.write_eof()
+        return response
+    if options.body_delay:
+        await asyncio.sleep(options.body_delay)
+    if options.drip:
+        pieces = max(1, min(options.chunks or DEFAULT_DRIP_CHUNKS, len(body)))
+        step, extra_bytes = divmod(len(body), pieces)
+        gap = options.drip / pieces
+        start = 0
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for index in range(pieces):
+            size = step + (1 if index < extra_bytes else 0)
+            # Sleep to an absolute schedule so timer lateness does not add up.
+            await asyncio.sleep(max(0.0, began + gap * (index + 1) - loop.time()))
+            await response.write(body[start : start + size])
+            start += size
+    else:
+        await response.write(body)
+    await response.write_eof()
+    return response
+
+
+async def _upgrade(request: web.Request, state: ServerState, info: StatusInfo) -> web.StreamResponse:
+    if request.version < (1, 1):
+        # RFC 9110 §7.8: a server must ignore Upgrade on HTTP/1.0; 101 cannot happen.
+        return state.error(request, 400, "101 Switching Protocols needs an HTTP/1.1 request")
+    requested = request.headers.get("Upgrade", "").strip()
+    if requested.lower() == "websocket":
+        return await send_websocket_echo(request)
+    token = requested or info.header("Upgrade") or "mockstatus-echo"
+    await send_raw_upgrade(request, token, state.settings.upgrade_idle_timeout)
+    return web.Response(status=101, reason=info.reason)
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    response = state.error(
+        request, 404, f"no route for {request.path!r}; try /status/<code> (e.g. /status/418) or / for the list"
+    )
+    return response
+
+
