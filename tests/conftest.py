@@ -8,9 +8,22 @@ sockets) and async ones (aiohttp, httpx) can talk to them from any test.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
 import pytest
 
 from mockstatus.server_thread import serve_in_thread
+
+ROOT = Path(__file__).resolve().parent.parent
+# What a wheel is built from: the paths pyproject.toml needs.  The Dockerfile's
+# builder stage copies the same ones (tests/test_docker.py checks that).
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "mockstatus", "config")
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +51,47 @@ def make_live():
     yield make
     for server in started:
         server.stop()
+
+
+def _run(argv: list[str], what: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def _build_wheel_venv(where: Path) -> None:
+    src = where / "src"
+    src.mkdir(parents=True)
+    for name in WHEEL_SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(path, src / name)
+    # Built from a copy, so concurrent builds never write build/ or *.egg-info into the checkout.
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(where / "dist"), str(src)], "pip wheel")
+    _run([sys.executable, "-m", "venv", str(where / "venv")], "python -m venv")
+    (wheel,) = (where / "dist").glob("mockstatus-*.whl")
+    _run([str(where / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)], "pip install <wheel>")
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(tmp_path_factory):
+    """The project as a user or the Docker image gets it: a wheel, installed with
+    plain ``pip install <wheel>`` into a fresh venv (no editable install, no test tools).
+
+    Built once per run; xdist workers share the build under a file lock.  Returns a
+    namespace with ``wheel``, ``venv``, ``bin`` (the venv's bin/) and ``python``.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    where = root / "wheel_venv"
+    with open(root / "wheel_venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (where / "ok").exists():
+            shutil.rmtree(where, ignore_errors=True)
+            _build_wheel_venv(where)
+            (where / "ok").touch()
+    (wheel,) = (where / "dist").glob("mockstatus-*.whl")
+    bin_dir = where / "venv" / "bin"
+    return types.SimpleNamespace(wheel=wheel, venv=where / "venv", bin=bin_dir, python=bin_dir / "python")
