@@ -140,6 +140,11 @@ def default_catalog_path() -> Path:
     return Path(__file__).resolve().parent.parent / "config" / "statuses.yaml"
 
 
+# libyaml's safe loader reads the catalog ten times faster than the pure-Python
+# one, and that parse was most of a test server's start-up time (issue 5).
+FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: str | Path) -> Any:
     """Read one YAML file; syntax errors become 'file:line: problem'."""
     try:
@@ -150,6 +155,10 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{path}: is a directory, expected a YAML file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        return yaml.load(text, Loader=FAST_LOADER)  # noqa: S506 - a safe loader
+    except yaml.YAMLError:
+        pass  # parse again with the pure loader: its wording (and lines) for the message
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -306,10 +315,32 @@ def _build(code: int, entry: dict[str, Any], where: str) -> StatusInfo:
     )
 
 
+_BASE_CACHE: dict[tuple[str, int, int], dict[int, dict[str, Any]]] = {}
+
+
+def _checked_base(path: str) -> dict[int, dict[str, Any]]:
+    """The base file's checked entries, parsed once per file version.
+
+    Every test server loads the same base catalog; entries are never mutated
+    (overlays merge into copies), so they can be shared.
+    """
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return _check_file(read_yaml(path), path)[0]  # read_yaml names the problem
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    codes = _BASE_CACHE.get(key)
+    if codes is None:
+        codes, _ = _check_file(read_yaml(path), path)
+        _BASE_CACHE.clear()  # keep one version: the file changed or another base is in use
+        _BASE_CACHE[key] = codes
+    return codes
+
+
 def load_catalog(overlay: str | Path | Mapping[str, Any] | None = None, *, base: str | Path | None = None) -> Catalog:
     """The default catalog, overlaid per code by a user file (or a dict)."""
     base_path = str(base or default_catalog_path())
-    codes, _ = _check_file(read_yaml(base_path), base_path)
+    codes = dict(_checked_base(base_path))
     sources = [base_path]
     server: dict[str, Any] = {}
     if overlay is not None:
