@@ -30,6 +30,8 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app.router.add_route(ANY, "/status", status.status_missing)
     app.router.add_route(ANY, "/status/{codes:.*}", status.status_handler, expect_handler=expect)
     app.router.add_route(ANY, "/sequence/{name}/{codes:.*}", status.sequence_handler, expect_handler=expect)
+    app.router.add_route(ANY, "/sequence", status.sequence_missing)
+    app.router.add_route(ANY, "/sequence/{name}", status.sequence_missing)
     app.router.add_route(ANY, "/{tail:.*}", status.not_found, expect_handler=expect)
     return app
 

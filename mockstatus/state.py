@@ -19,6 +19,14 @@ class Sequence:
     codes: tuple[int, ...]
     spec: str
     calls: int = 0
+    last_step: int | None = None
+    cycle: bool = False  # the last request's ?cycle=, so the snapshot can say what comes next
+
+    def step_for(self, call: int, cycle: bool) -> int:
+        """The 1-based step that the ``call``-th request (0-based) gets."""
+        if call < len(self.codes):
+            return call + 1
+        return call % len(self.codes) + 1 if cycle else len(self.codes)
 
 
 class Sequences:
@@ -33,6 +41,7 @@ class Sequences:
         self._items: collections.OrderedDict[str, Sequence] = collections.OrderedDict()
 
     def step(self, name: str, codes: tuple[int, ...], spec: str, cycle: bool) -> tuple[int, int]:
+        """Advance ``name`` and return (code, step); steps count from 1 like the n-th request."""
         sequence = self._items.get(name)
         if sequence is None:
             sequence = self._items[name] = Sequence(codes, spec)
@@ -43,11 +52,11 @@ class Sequences:
                 f"sequence {name!r} is already running {sequence.spec!r}, not {spec!r}; "
                 f"reset it with DELETE /__mockstatus/sequences/{name} or use another name"
             )
-        index = sequence.calls
+        step = sequence.step_for(sequence.calls, cycle)
         sequence.calls += 1
-        if index >= len(codes):
-            index = index % len(codes) if cycle else len(codes) - 1
-        return codes[index], index
+        sequence.last_step = step
+        sequence.cycle = cycle
+        return codes[step - 1], step
 
     def reset(self, name: str | None = None) -> bool:
         if name is None:
@@ -56,15 +65,21 @@ class Sequences:
         return self._items.pop(name, None) is not None
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            name: {
-                "codes": list(seq.codes),
+        snapshot = {}
+        for name, seq in self._items.items():
+            next_step = seq.step_for(seq.calls, seq.cycle)
+            snapshot[name] = {
                 "spec": seq.spec,
+                "codes": list(seq.codes),
+                "steps": len(seq.codes),
                 "calls": seq.calls,
-                "next_step": seq.calls % len(seq.codes) if seq.calls < len(seq.codes) else len(seq.codes) - 1,
+                "last_step": seq.last_step,
+                "last_code": seq.codes[seq.last_step - 1] if seq.last_step else None,
+                # What the next request gets if it asks with the same ?cycle= as the last one.
+                "next_step": next_step,
+                "next_code": seq.codes[next_step - 1],
             }
-            for name, seq in self._items.items()
-        }
+        return snapshot
 
 
 @dataclasses.dataclass(slots=True)

@@ -132,6 +132,13 @@ async def status_missing(request: web.Request) -> web.StreamResponse:
     return state.error(request, 400, f"missing code: expected /status/<code> with {CODE_FORM}, e.g. /status/418")
 
 
+async def sequence_missing(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    return state.error(
+        request, 400, f"missing codes in {request.path!r}: expected /sequence/<name>/<codes>, e.g. /sequence/pay/503*2,200"
+    )
+
+
 async def sequence_handler(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     name = request.match_info["name"]
@@ -150,7 +157,7 @@ async def sequence_handler(request: web.Request) -> web.StreamResponse:
             raise BadRequest(str(exc), 409) from None
     except BadRequest as exc:
         return state.error(request, exc.status, exc.message)
-    extra = [("X-Mockstatus-Sequence", name), ("X-Mockstatus-Step", str(step + 1))]
+    extra = [("X-Mockstatus-Sequence", name), ("X-Mockstatus-Step", str(step))]
     return await deliver(
         request, state, code, options, extra=extra, body_size=body_size, preview=preview, sequence=name, step=step
     )
