@@ -16,6 +16,7 @@ import socket
 import struct
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import __version__
@@ -129,6 +130,26 @@ def response_body(prepared: Prepared, options: Options) -> bytes | None:
 
 
 # --- writing to the socket directly ------------------------------------------------
+
+
+class RawReply(web.StreamResponse):
+    """What a handler returns after writing (or refusing) the reply itself.
+
+    aiohttp calls ``prepare()`` and ``write_eof()`` on whatever a handler
+    returns.  A real ``web.Response`` would then try to write a second reply
+    to a transport we already closed; this one writes nothing, keeps the
+    status for the access log, and tells aiohttp not to keep the connection.
+    """
+
+    def __init__(self, status: int, reason: str | None = None) -> None:
+        super().__init__(status=status, reason=reason)
+        self.force_close()
+
+    async def prepare(self, request: web.BaseRequest) -> None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
 
 
 def _transport(request: web.BaseRequest) -> asyncio.Transport:
@@ -248,6 +269,13 @@ async def send_raw_upgrade(request: web.BaseRequest, token: str, idle: float) ->
     request.protocol.set_parser(echo)  # type: ignore[union-attr]
     try:
         await echo.done
+    except asyncio.CancelledError:
+        # The client closing the connection is how a raw session normally
+        # ends, and aiohttp (handler_cancellation) then cancels the handler:
+        # that is the end of the session, not a client that went away (499).
+        task = asyncio.current_task()
+        if not transport.is_closing() or task is None or task.uncancel() > 0:
+            raise
     finally:
         echo._finish()
         transport.close()
@@ -263,3 +291,80 @@ async def send_websocket_echo(request: web.Request) -> web.WebSocketResponse:
         elif message.type == web.WSMsgType.BINARY:
             await ws.send_bytes(message.data)
     return ws
+
+
+# --- the connection protocol: keep the bytes behind a raw ``Upgrade`` -------------------
+
+
+def _has_body(message) -> bool:
+    if getattr(message, "chunked", False):
+        return True
+    length = message.headers.get("Content-Length")
+    return length is not None and length.strip() != "0"
+
+
+def _after_heads(data: bytes, count: int) -> bytes | None:
+    """The bytes after the ``count``-th end of a header block, or None if not found."""
+    end = 0
+    for _ in range(count):
+        found = data.find(b"\r\n\r\n", end)
+        if found < 0:
+            return None
+        end = found + 4
+    return data[end:]
+
+
+class WireRequestHandler(RequestHandler):
+    """aiohttp's HTTP/1.1 connection protocol, keeping the bytes behind a raw upgrade.
+
+    aiohttp's parser switches protocols only for ``Upgrade: websocket``.  For
+    any other token (``Upgrade: foo``, ``h2c``) llhttp stops at the end of the
+    request and aiohttp drops the rest of that read, so bytes a client sends
+    right behind its request (RFC 9110 §7.8 lets it start the new protocol as
+    soon as the request is sent) were lost, and so was a request pipelined
+    behind a declined upgrade.  When the last request of a read asks for an
+    upgrade (``Connection: upgrade`` + ``Upgrade``) and has no body, this
+    parks what follows it, as aiohttp does for WebSocket: ``set_parser`` then
+    hands it to the echo, or, if the handler declines, aiohttp parses it as
+    HTTP again.
+    """
+
+    __slots__ = ("_previous",)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._previous = b""
+
+    def data_received(self, data: bytes) -> None:
+        if self._upgraded or self._payload_parser is not None:
+            super().data_received(data)
+            return
+        queued = len(self._messages)
+        super().data_received(data)
+        added = len(self._messages) - queued
+        if added > 0 and not self._upgraded and not (self._force_close or self._close):
+            messages = list(self._messages)[-added:]
+            last = messages[-1][0]
+            if getattr(last, "upgrade", False) and not any(_has_body(m) for m, _ in messages if hasattr(m, "headers")):
+                # The request's head may have started in the previous read, so
+                # its blank line may straddle the two: look from 3 bytes back.
+                carry = self._previous[-3:]
+                tail = _after_heads(carry + data, added)
+                if tail is not None and len(tail) <= len(data):
+                    self._upgraded = True
+                    self._message_tail = tail
+        self._previous = data
+
+
+class _WireServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return WireRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class WireRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections use ``WireRequestHandler``."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _WireServer
+        return server

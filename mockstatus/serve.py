@@ -14,6 +14,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from .app import make_app
 from .catalog import Catalog
+from .replies import WireRunner
 from .server_state import STATE
 from .settings import Settings
 
@@ -86,7 +87,8 @@ class RunningServer:
 async def start(settings: Settings, catalog: Catalog | None = None, *, sock: socket.socket | None = None) -> RunningServer:
     app = make_app(settings, catalog)
     logger_class = JsonAccessLogger if settings.log_format == "json" else TextAccessLogger
-    runner = web.AppRunner(
+    # WireRunner: aiohttp's runner, keeping bytes sent right behind a raw Upgrade (issue #3).
+    runner = WireRunner(
         app,
         access_log=access_log if settings.access_log else None,
         access_log_class=logger_class,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from .catalog import CODE_FORM, CODE_PATTERN, FAULTS, StatusInfo
 from .options import NO_OPTIONS, BadRequest, Options, has_options, parse_code_text, parse_options
 from .render import negotiate_format, negotiate_lang
 from .replies import (
+    RawReply,
     close_connection,
     response_body,
     response_headers,
@@ -178,14 +180,18 @@ def _pick_delay(state: ServerState, info: StatusInfo, options: Options) -> float
 async def _wait(request: web.Request, info: StatusInfo, delay: float, options: Options) -> None:
     if info.code == 102 and info.kind == "interim":
         # 102 Processing heartbeats while the delay runs (RFC 2518 §10.1).
+        # One at once, then one at each whole interval strictly inside the
+        # delay, on an absolute schedule: the count is ceil(delay / interval)
+        # however late the timers fire (delay=250ms interval=100ms -> 3).
         interval = options.interval or DEFAULT_INTERVAL
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + delay
+        start = loop.time()
+        beats = max(1, math.ceil(delay / interval - 1e-9))
         write_interim(request, 102, info.reason)
-        while (remaining := deadline - loop.time()) > 0:
-            await asyncio.sleep(min(interval, remaining))
-            if deadline - loop.time() > 0:
-                write_interim(request, 102, info.reason)
+        for beat in range(1, beats):
+            await asyncio.sleep(max(0.0, start + beat * interval - loop.time()))
+            write_interim(request, 102, info.reason)
+        await asyncio.sleep(max(0.0, start + delay - loop.time()))
     elif delay > 0:
         await asyncio.sleep(delay)
 
@@ -231,7 +237,7 @@ async def deliver(
             request, 499, body_size=body_size, body_preview=preview, delay=delay,
             client_gone=True, sequence=sequence, step=step,
         )  # fmt: skip
-        return web.Response(status=499)
+        return RawReply(499)
     state.journal.record(
         request, status, body_size=body_size, body_preview=preview, delay=delay, sequence=sequence, step=step
     )
@@ -248,11 +254,11 @@ async def _final(
 
     if kind in FAULTS:
         send_fault(request, kind, prepared, options.random())
-        return web.Response(status=info.code, reason=info.reason)
+        return RawReply(info.code, info.reason)
     if kind == "headerless":
         body = options.body if options.body is not None else (info.body if info.body is not None else prepared.body)
         send_headerless(request, body.encode() if isinstance(body, str) else (body or b""))
-        return web.Response(status=info.code, reason=info.reason)
+        return RawReply(info.code, info.reason)
     if kind == "upgrade":
         return await _upgrade(request, state, info)
 
@@ -320,7 +326,7 @@ async def _upgrade(request: web.Request, state: ServerState, info: StatusInfo) -
         return await send_websocket_echo(request)
     token = requested or info.header("Upgrade") or "mockstatus-echo"
     await send_raw_upgrade(request, token, state.settings.upgrade_idle_timeout)
-    return web.Response(status=101, reason=info.reason)
+    return RawReply(101, info.reason)
 
 
 async def not_found(request: web.Request) -> web.StreamResponse:

@@ -81,3 +81,29 @@ def h11_responses(sock: socket.socket, request: h11.Request, body: bytes = b"", 
             data += event.data
         elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
             return interim, final, data
+
+
+def read_exactly(sock: socket.socket, size: int, timeout: float = 5.0) -> bytes:
+    """Exactly ``size`` bytes (fewer only if the server closes first)."""
+    sock.settimeout(timeout)
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bytes]:
+    """One response as (head, body): the head byte-exact, the body by its Content-Length.
+
+    Reads nothing past the response, so the next read starts at the next one.
+    """
+    head = read_head(sock, timeout)
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return head, read_exactly(sock, length, timeout)
