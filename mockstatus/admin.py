@@ -27,13 +27,22 @@ def _json(data, status: int = 200) -> web.Response:
     )
 
 
+def _bearer_matches(header: str, token: str) -> bool:
+    # RFC 9110 §11.1: the auth scheme is case-insensitive.  Header bytes that are
+    # not UTF-8 arrive as surrogates (aiohttp's surrogateescape); keep them as
+    # bytes so a stray byte is a 401, not an encoding error.
+    scheme, _, given = header.strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape")
+    )
+
+
 def guarded(handler):
     @functools.wraps(handler)
     async def check(request: web.Request) -> web.StreamResponse:
         token = request.app[STATE].settings.admin_token
         if token:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            if not _bearer_matches(request.headers.get("Authorization", ""), token):
                 response = _json({"code": 401, "error": "admin endpoints need 'Authorization: Bearer <token>'"}, 401)
                 response.headers["WWW-Authenticate"] = 'Bearer realm="mockstatus-admin"'
                 return response

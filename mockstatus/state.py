@@ -82,6 +82,14 @@ class Sequences:
         return snapshot
 
 
+def _printable(text: str) -> str:
+    """Header bytes that are not UTF-8 reach us as surrogates (aiohttp decodes
+    with surrogateescape) and cannot be encoded as JSON: show them as ``\\xNN``."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 @dataclasses.dataclass(slots=True)
 class JournalEntry:
     time: float
@@ -107,7 +115,7 @@ class JournalEntry:
             "method": self.method,
             "path": self.path,
             "query": self.query,
-            "headers": [list(pair) for pair in self.headers],
+            "headers": [[name, _printable(value)] for name, value in self.headers],
             "body_size": self.body_size,
             "body": self.body_preview.decode("utf-8", "replace"),
             "status": self.status,
