@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import admin, status
+from . import admin, page, status
 from .catalog import Catalog, load_catalog
 from .server_state import STATE, ServerState
 from .settings import Settings
@@ -18,8 +18,10 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app = web.Application(client_max_size=settings.max_body_size, handler_args={"max_field_size": 16384})
     state = ServerState(settings, catalog)
     app[STATE] = state
+    app[page.PAGES] = page.Pages(catalog)  # the browser page, rendered once per app
     expect = make_expect_handler(state)
 
+    app.router.add_route(ANY, "/", page.index)  # 405 for anything but GET/HEAD
     app.router.add_get("/__mockstatus/health", admin.health)
     app.router.add_get("/__mockstatus/codes", admin.codes)
     app.router.add_get("/__mockstatus/requests", admin.requests_list)
@@ -27,6 +29,7 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app.router.add_get("/__mockstatus/sequences", admin.sequences_list)
     app.router.add_delete("/__mockstatus/sequences", admin.sequences_reset)
     app.router.add_delete("/__mockstatus/sequences/{name}", admin.sequences_reset)
+    app.router.add_route(ANY, "/__mockstatus/static/{name}", page.static)
     app.router.add_route(ANY, "/status", status.status_missing)
     app.router.add_route(ANY, "/status/{codes:.*}", status.status_handler, expect_handler=expect)
     app.router.add_route(ANY, "/sequence/{name}/{codes:.*}", status.sequence_handler, expect_handler=expect)
