@@ -10,6 +10,7 @@ response and always adds a status line (see docs/notes in README).
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import random
 import socket
@@ -270,26 +271,74 @@ async def send_raw_upgrade(request: web.BaseRequest, token: str, idle: float) ->
     try:
         await echo.done
     except asyncio.CancelledError:
-        # The client closing the connection is how a raw session normally
-        # ends, and aiohttp (handler_cancellation) then cancels the handler:
-        # that is the end of the session, not a client that went away (499).
-        task = asyncio.current_task()
-        if not transport.is_closing() or task is None or task.uncancel() > 0:
+        if not _ended_by_client(transport):
             raise
     finally:
         echo._finish()
         transport.close()
 
 
-async def send_websocket_echo(request: web.Request) -> web.WebSocketResponse:
+WEBSOCKET_VERSION = "13"
+WEBSOCKET_FORM = (
+    "a WebSocket handshake (RFC 6455 §4.1) is a GET with Connection: Upgrade, Upgrade: websocket, "
+    f"Sec-WebSocket-Version: {WEBSOCKET_VERSION} and a Sec-WebSocket-Key of 16 base64-encoded bytes"
+)
+
+
+def websocket_problem(request: web.BaseRequest) -> tuple[int, str] | None:
+    """What is wrong with a WebSocket handshake, as (status, message), or None.
+
+    Checked here rather than left to aiohttp, whose errors ("Handshake error:
+    'x'") do not say what was expected, and which also accepts a POST.
+    """
+    headers = request.headers
+    if request.method != "GET":
+        return 400, f"bad WebSocket handshake: method {request.method}; {WEBSOCKET_FORM}"
+    tokens = {token.strip().lower() for token in headers.get("Connection", "").split(",")}
+    if "upgrade" not in tokens:
+        return 400, f"bad WebSocket handshake: Connection {headers.get('Connection', '')!r} lacks upgrade; {WEBSOCKET_FORM}"
+    version = headers.get("Sec-WebSocket-Version", "")
+    if version.strip() != WEBSOCKET_VERSION:
+        # RFC 6455 §4.4: 426 plus the version the server speaks.
+        return 426, f"bad WebSocket handshake: Sec-WebSocket-Version {version!r}; {WEBSOCKET_FORM}"
+    key = headers.get("Sec-WebSocket-Key", "")
+    try:
+        raw_key = base64.b64decode(key, validate=True)
+    except ValueError:
+        raw_key = b""
+    if len(raw_key) != 16:
+        return 400, f"bad WebSocket handshake: Sec-WebSocket-Key {key!r}; {WEBSOCKET_FORM}"
+    return None
+
+
+def _ended_by_client(transport: asyncio.Transport | None) -> bool:
+    """After an upgrade the client closing the connection is the normal end.
+
+    aiohttp (handler_cancellation) cancels the handler when the connection
+    drops; for an upgraded session that is the end of it, not a client that
+    went away mid-reply (499).  Swallow that one cancellation only.
+    """
+    if transport is not None and not transport.is_closing():
+        return False
+    task = asyncio.current_task()
+    return task is not None and task.uncancel() == 0
+
+
+async def send_websocket_echo(request: web.Request) -> web.StreamResponse:
     """A real WebSocket session (RFC 6455) that echoes text and binary messages."""
+    transport = request.transport
     ws = web.WebSocketResponse(heartbeat=None)
     await ws.prepare(request)
-    async for message in ws:
-        if message.type == web.WSMsgType.TEXT:
-            await ws.send_str(message.data)
-        elif message.type == web.WSMsgType.BINARY:
-            await ws.send_bytes(message.data)
+    try:
+        async for message in ws:
+            if message.type == web.WSMsgType.TEXT:
+                await ws.send_str(message.data)
+            elif message.type == web.WSMsgType.BINARY:
+                await ws.send_bytes(message.data)
+    except asyncio.CancelledError:
+        if not _ended_by_client(transport):
+            raise
+        return RawReply(101)
     return ws
 
 

@@ -19,6 +19,7 @@ from .catalog import CODE_FORM, CODE_PATTERN, FAULTS, StatusInfo
 from .options import NO_OPTIONS, BadRequest, Options, has_options, parse_code_text, parse_options
 from .render import negotiate_format, negotiate_lang
 from .replies import (
+    WEBSOCKET_VERSION,
     RawReply,
     close_connection,
     response_body,
@@ -27,6 +28,7 @@ from .replies import (
     send_headerless,
     send_raw_upgrade,
     send_websocket_echo,
+    websocket_problem,
     write_interim,
 )
 from .server_state import STATE, ServerState
@@ -36,6 +38,8 @@ log = logging.getLogger("mockstatus.access")
 
 _WEIGHT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 _REPEAT = re.compile(r"[0-9]{1,5}", re.ASCII)
+# RFC 9110 §7.8: protocol = protocol-name ["/" protocol-version], both tokens.
+_PROTOCOL = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?", re.ASCII)
 _SEQUENCE_NAME = re.compile(r"[A-Za-z0-9._~-]{1,128}", re.ASCII)
 MAX_CHOICES = 1000
 MAX_SEQUENCE_STEPS = 10_000
@@ -210,7 +214,6 @@ async def deliver(
 ) -> web.StreamResponse:
     info = state.catalog.get(code)
     delay = _pick_delay(state, info, options)
-    status = code
     try:
         if info.kind == "interim":
             if info.code != 102:
@@ -219,7 +222,6 @@ async def deliver(
             info = state.catalog.get(options.then or info.then or 200)
         elif delay > 0:
             await asyncio.sleep(delay)
-        status = info.code
         if delay > 0:
             extra = [*(extra or ()), ("Server-Timing", f"delay;dur={delay * 1000:.0f}")]
         response = await _final(request, state, info, options, extra)
@@ -238,8 +240,9 @@ async def deliver(
             client_gone=True, sequence=sequence, step=step,
         )  # fmt: skip
         return RawReply(499)
+    # response.status, not info.code: a refused upgrade answers 400/426 instead of 101.
     state.journal.record(
-        request, status, body_size=body_size, body_preview=preview, delay=delay, sequence=sequence, step=step
+        request, response.status, body_size=body_size, body_preview=preview, delay=delay, sequence=sequence, step=step
     )
     return response
 
@@ -320,10 +323,22 @@ async def _slow_body(request, info: StatusInfo, headers, body: bytes, options: O
 async def _upgrade(request: web.Request, state: ServerState, info: StatusInfo) -> web.StreamResponse:
     if request.version < (1, 1):
         # RFC 9110 §7.8: a server must ignore Upgrade on HTTP/1.0; 101 cannot happen.
-        return state.error(request, 400, "101 Switching Protocols needs an HTTP/1.1 request")
-    requested = request.headers.get("Upgrade", "").strip()
+        return state.error(request, 400, "101 Switching Protocols needs an HTTP/1.1 request", record=False)
+    # RFC 9110 §7.8: Upgrade lists protocols in the client's order of preference; take the first.
+    requested = request.headers.get("Upgrade", "").split(",")[0].strip()
     if requested.lower() == "websocket":
+        problem = websocket_problem(request)
+        if problem is not None:
+            response = state.error(request, problem[0], problem[1], record=False)
+            if problem[0] == 426:
+                response.headers["Sec-WebSocket-Version"] = WEBSOCKET_VERSION
+            return response
         return await send_websocket_echo(request)
+    if requested and not _PROTOCOL.fullmatch(requested):
+        return state.error(
+            request, 400, f"bad Upgrade {requested!r}: expected a protocol name[/version] such as websocket or h2c",
+            record=False,
+        )  # fmt: skip
     token = requested or info.header("Upgrade") or "mockstatus-echo"
     await send_raw_upgrade(request, token, state.settings.upgrade_idle_timeout)
     return RawReply(101, info.reason)
