@@ -17,7 +17,7 @@ from .state import JOURNAL_BODY_PREVIEW, Journal, Sequences
 
 log = logging.getLogger("mockstatus.access")
 
-REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large", 417: "Expectation Failed"}
+REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large", 417: "Expectation Failed", 426: "Upgrade Required"}
 PREFLIGHT_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE, PROPFIND, LOCK, UNLOCK, MKCOL, COPY, MOVE"
 
 

@@ -93,7 +93,8 @@ def test_invalid_websocket_handshake_gets_4xx_naming_the_problem(live, method, h
     with connect(live) as sock:
         sock.sendall(request_bytes("/status/101", method=method, headers=headers))
         head, body = read_response(sock)
-    assert head.startswith(f"HTTP/1.1 {status} ".encode()), head
+    reason = {400: "Bad Request", 426: "Upgrade Required"}[status]
+    assert head.startswith(f"HTTP/1.1 {status} {reason}\r\n".encode()), head
     assert f"Server: {SERVER}".encode() in head  # our 4xx, not aiohttp's bare one
     text = body.decode()
     assert named in text
