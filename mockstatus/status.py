@@ -269,6 +269,9 @@ async def _final(
     if "Origin" in request.headers:
         state.cors(request, headers)
     body = response_body(prepared, options)
+    if kind == "close":
+        # RFC 9112 §9.6: say so, to HTTP/1.0 clients too (aiohttp only adds it for 1.1).
+        headers["Connection"] = "close"
     if options.body_delay is None and options.drip is None:
         response = web.Response(status=info.code, reason=info.reason, body=body, headers=headers)
     else:

@@ -107,3 +107,21 @@ def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, byt
         if name.strip().lower() == b"content-length":
             length = int(value)
     return head, read_exactly(sock, length, timeout)
+
+
+def read_to_end(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, str]:
+    """Everything until the server ends the connection, and how: "close" (FIN) or "reset" (RST).
+
+    Unlike ``read_until_close`` a reset is reported, not folded into a close;
+    a server that keeps the connection open fails with ``TimeoutError``.
+    """
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return b"".join(chunks), "reset"
+        if not chunk:
+            return b"".join(chunks), "close"
+        chunks.append(chunk)
