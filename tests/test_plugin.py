@@ -1,0 +1,358 @@
+"""The pytest plugin (``mockstatus`` fixtures), run inside real pytest sessions.
+
+Each test writes a small test suite into a temporary directory and runs it
+with pytest's own ``pytester``: the plugin is loaded the way a user's suite
+loads it, through the ``pytest11`` entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import aiohttp  # noqa: F401 - imported before pytester runs, see below
+import httpx  # noqa: F401
+import pytest
+import requests
+import urllib3  # noqa: F401
+
+pytest_plugins = ["pytester"]
+
+# pytester's in-process runs drop the modules they imported when they finish;
+# a client library first imported inside one would later be half re-imported
+# (requests then fails with "You can only merge into CookieJar").  Importing
+# the clients here, before any run, keeps one copy of each.
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "tests" / "examples"
+
+
+@pytest.fixture
+def pytester(pytester):
+    # pytest-asyncio warns in every run without it.
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    return pytester
+
+
+def test_the_plugin_is_registered_through_the_entry_point(pytester):
+    pytester.makepyfile(
+        """
+        def test_fixture_is_there(mockstatus):
+            assert mockstatus.base_url.startswith("http://127.0.0.1:")
+        """
+    )
+    result = pytester.runpytest("--trace-config", "-q")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*mockstatus*pytest_plugin*"])
+
+
+SYNC_CLIENTS = """
+    import subprocess
+    import urllib.request
+
+    import requests
+    import urllib3
+
+
+    def test_requests(mockstatus):
+        response = requests.get(mockstatus.url("/status/418"))
+        assert (response.status_code, response.reason) == (418, "I'm a teapot")
+        assert mockstatus.requests()[0]["path"] == "/status/418"
+
+
+    def test_urllib3(mockstatus):
+        response = urllib3.PoolManager().request("GET", mockstatus.url("/status/503"), retries=False)
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+
+
+    def test_curl_in_a_subprocess(mockstatus):
+        out = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", mockstatus.url("/status/204")],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        assert out == "204"
+        assert [e["status"] for e in mockstatus.requests()] == [204]
+
+
+    def test_urllib_from_the_standard_library(mockstatus):
+        with urllib.request.urlopen(mockstatus.url("/status/200")) as response:
+            assert response.status == 200
+"""
+
+ASYNC_CLIENTS = """
+    import aiohttp
+    import httpx
+    import pytest
+
+
+    {marker}
+    async def test_httpx_async_client(mockstatus):
+        async with httpx.AsyncClient(base_url=mockstatus.base_url) as client:
+            response = await client.get("/status/429")
+        assert response.status_code == 429
+        assert response.headers["Retry-After"] == "1"
+        assert mockstatus.requests(path="/status/429")[0]["status"] == 429
+
+
+    {marker}
+    async def test_aiohttp_client(mockstatus):
+        async with aiohttp.ClientSession() as session:
+            async with session.get(mockstatus.url("/sequence/s/503,200")) as first:
+                assert first.status == 503
+            async with session.get(mockstatus.url("/sequence/s/503,200")) as second:
+                assert second.status == 200
+        assert [e["step"] for e in mockstatus.requests(sequence="s")] == [1, 2]
+"""
+
+
+def test_sync_clients_reach_the_session_server(pytester):
+    pytester.makepyfile(SYNC_CLIENTS)
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=4)
+
+
+@pytest.mark.parametrize(
+    ("mode", "marker"),
+    [("auto", ""), ("strict", "@pytest.mark.asyncio")],
+    ids=["asyncio_mode=auto", "asyncio_mode=strict"],
+)
+def test_async_clients_reach_the_session_server(pytester, mode, marker):
+    # The server has its own loop in its own thread, so a test's loop (from
+    # pytest-asyncio, which pytest-aiohttp builds on) only ever holds clients.
+    pytester.makeini(f"[pytest]\nasyncio_mode = {mode}\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(ASYNC_CLIENTS.format(marker=marker))
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=2)
+
+
+def test_each_test_starts_with_an_empty_journal_and_no_sequences(pytester):
+    pytester.makepyfile(
+        """
+        import requests
+
+        def test_first_leaves_state_behind(mockstatus):
+            assert requests.get(mockstatus.url("/sequence/pay/503,200")).status_code == 503
+            assert requests.get(mockstatus.url("/status/404")).status_code == 404
+            assert len(mockstatus.requests()) == 2
+
+        def test_second_sees_none_of_it(mockstatus):
+            assert mockstatus.requests() == []
+            assert requests.get(mockstatus.url("/__mockstatus/sequences")).json() == {"sequences": {}}
+            # The sequence starts over, and a different code list is no conflict.
+            assert requests.get(mockstatus.url("/sequence/pay/500,200")).status_code == 500
+
+        def test_same_server_for_the_whole_session(mockstatus_server, mockstatus):
+            assert mockstatus is mockstatus_server
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=3)
+
+
+def test_reset_inside_a_test(mockstatus):
+    requests.get(mockstatus.url("/sequence/r/503,200"))
+    mockstatus.reset()
+    assert mockstatus.requests() == []
+    assert requests.get(mockstatus.url("/sequence/r/503,200")).headers["X-Mockstatus-Step"] == "1"
+
+
+def test_mockstatus_config_override_with_a_dict(pytester):
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def mockstatus_config():
+            return {
+                "codes": {
+                    418: {"reason": "Short And Stout", "headers": {"X-Tea": "earl grey"}},
+                    299: {"reason": "Our Own Code", "body": "ours"},
+                },
+                "server": {"journal_size": 2},
+            }
+        """
+    )
+    pytester.makepyfile(
+        """
+        import requests
+
+        def test_overlay_is_served(mockstatus):
+            teapot = requests.get(mockstatus.url("/status/418"))
+            assert (teapot.status_code, teapot.reason, teapot.headers["X-Tea"]) == (418, "Short And Stout", "earl grey")
+            ours = requests.get(mockstatus.url("/status/299"))
+            assert (ours.reason, ours.text) == ("Our Own Code", "ours")
+            requests.get(mockstatus.url("/status/200"))
+            # server: journal_size from the same dict
+            assert [e["path"] for e in mockstatus.requests()] == ["/status/299", "/status/200"]
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=1)
+
+
+def test_mockstatus_config_override_with_a_yaml_path(pytester):
+    config = pytester.makefile(
+        ".yaml",
+        mockstatus="""
+        codes:
+          503:
+            headers:
+              Retry-After: "7"
+          420:
+            reason: Enhance Your Calm
+        server:
+          max_delay: 0.2
+        """,
+    )
+    pytester.makeconftest(
+        f"""
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def mockstatus_config():
+            return {str(config)!r}
+        """
+    )
+    pytester.makepyfile(
+        """
+        import requests
+
+        def test_yaml_overlay_is_served(mockstatus):
+            assert requests.get(mockstatus.url("/status/503")).headers["Retry-After"] == "7"
+            assert requests.get(mockstatus.url("/status/420")).reason == "Enhance Your Calm"
+            too_long = requests.get(mockstatus.url("/status/200?delay=1s"))
+            assert too_long.status_code == 400 and "delay" in too_long.text
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_bad_mockstatus_config_fails_setup_with_the_config_error(pytester):
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def mockstatus_config():
+            return {"codes": {"2_00": {"reason": "Nope"}}}
+        """
+    )
+    pytester.makepyfile("def test_x(mockstatus):\n    pass\n")
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*mockstatus_config: config: codes: bad code '2_00': expected exactly three ASCII digits*"])
+
+
+def test_one_server_per_xdist_worker(pytester):
+    record = pytester.path / "ports.jsonl"
+    pytester.makepyfile(
+        f"""
+        import json, os
+        import pytest
+        import requests
+
+        @pytest.mark.parametrize("n", range(8))
+        def test_record_port(mockstatus, n):
+            assert requests.get(mockstatus.url("/sequence/mine/503,200")).status_code == 503
+            assert len(mockstatus.requests()) == 1  # reset per test, on this worker's server
+            with open({str(record)!r}, "a") as out:
+                out.write(json.dumps([os.environ["PYTEST_XDIST_WORKER"], os.getpid(), mockstatus.port]) + "\\n")
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8)
+    rows = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(rows) == 8
+    ports_by_worker: dict[str, set[int]] = {}
+    for worker, _pid, port in rows:
+        ports_by_worker.setdefault(worker, set()).add(port)
+    assert sorted(ports_by_worker) == ["gw0", "gw1"]
+    assert all(len(ports) == 1 for ports in ports_by_worker.values()), ports_by_worker  # one server per worker
+    assert ports_by_worker["gw0"] != ports_by_worker["gw1"]
+
+
+def test_serve_in_thread_without_pytest():
+    script = textwrap.dedent(
+        """
+        import socket, urllib.request, mockstatus
+
+        with mockstatus.serve_in_thread({"codes": {418: {"reason": "Outside"}}}) as server:
+            try:
+                urllib.request.urlopen(server.url("/status/418"))
+            except urllib.error.HTTPError as exc:
+                print(exc.code, exc.reason, len(server.requests()))
+            address = (server.host, server.port)
+        try:
+            socket.create_connection(address, timeout=1).close()
+            print("still listening")
+        except ConnectionRefusedError:
+            print("stopped")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n") == ["418 Outside 1", "stopped", ""]
+
+
+# --- the README's how-to is code that runs ---------------------------------------------------
+
+
+def _readme_section() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("## In your test suite")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+LINK = re.compile(r"\]\((tests/examples/[\w.]+\.py)\)")
+
+
+def test_readme_links_every_example_file():
+    linked = set(LINK.findall(_readme_section()))
+    shipped = {f"tests/examples/{path.name}" for path in EXAMPLES.glob("test_*.py")}
+    assert len(shipped) >= 4
+    assert linked == shipped
+
+
+def test_readme_example_excerpts_are_the_files_code():
+    examples = _readme_section().split("### Examples that run", 1)[1]
+    checked = set()
+    # Each python block is quoted from the example file linked last before it.
+    for piece in re.split(r"(?=\[`tests/examples/test_)", examples)[1:]:
+        path = LINK.search(piece).group(1)
+        source = (ROOT / path).read_text(encoding="utf-8")
+        blocks = BLOCK.findall(piece)
+        assert blocks, f"no excerpt under {path}"
+        for code in blocks:
+            assert code in source, f"a README excerpt under {path} is not that file's code:\n{code}"
+        checked.add(path)
+    assert checked == set(LINK.findall(examples))
+
+
+def test_readme_plugin_snippets_run(pytester):
+    usage, conftest, _ = BLOCK.findall(_readme_section().split("### Without pytest")[0] + "```python\n```")
+    pytester.makeconftest(conftest)
+    pytester.makepyfile(
+        usage
+        + textwrap.dedent(
+            """
+            def test_the_overlay_from_the_readme_conftest(mockstatus):
+                assert requests.get(mockstatus.url("/status/418")).headers["X-Tea"] == "earl grey"
+            """
+        )
+    )
+    pytester.runpytest("-q").assert_outcomes(passed=2)
+
+
+def test_readme_serve_in_thread_snippet_runs():
+    without = _readme_section().split("### Without pytest", 1)[1]
+    script = BLOCK.search(without).group(1)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "'path': '/status/418'" in out.stdout and "'status': 418" in out.stdout
