@@ -1,0 +1,283 @@
+"""Connection faults (`?fault=NAME` or the catalog's `kind`), byte by byte.
+
+Each fault breaks the exchange in a different way a client must cope with:
+reset (RST), empty (FIN, no byte), garbage, malformed, truncate, no-length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import re
+import threading
+import time
+
+import pytest
+
+from mockstatus.catalog import FAULTS
+from mockstatus.serve import start
+from mockstatus.settings import Settings
+from wire import connect, read_response, read_to_end, request_bytes
+
+DATE = re.compile(rb"\r\nDate: [^\r]*")
+MALFORMED_TAIL = b"this line is not a header\r\n\x00\x01\x02 neither is this\r\n\r\n"
+OVERLAY = {
+    "codes": {
+        591: {"reason": "Reset Here", "kind": "reset"},
+        592: {"reason": "Empty Here", "kind": "empty"},
+        593: {"reason": "Garbage Here", "kind": "garbage"},
+        594: {"reason": "Malformed Here", "kind": "malformed"},
+        595: {"reason": "Truncated Here", "kind": "truncate", "body": "0123456789"},
+        596: {"reason": "No Length Here", "kind": "no-length", "body": "read me until close\n"},
+    }
+}
+
+
+def fetch(server, path: str, **kwargs) -> tuple[bytes, str]:
+    with connect(server) as sock:
+        sock.sendall(request_bytes(path, **kwargs))
+        return read_to_end(sock)
+
+
+def split_reply(data: bytes) -> tuple[bytes, dict[str, list[str]], bytes]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers: dict[str, list[str]] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return status.encode(), headers, body
+
+
+def normal_reply(server, path: str) -> tuple[bytes, dict[str, list[str]], bytes]:
+    with connect(server) as sock:
+        sock.sendall(request_bytes(path))
+        head, body = read_response(sock)
+    return split_reply(head + body)
+
+
+def without(headers: dict[str, list[str]], *names: str) -> dict[str, list[str]]:
+    return {k: v for k, v in headers.items() if k not in names}
+
+
+# --- each fault, exactly ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/status/200?fault=reset", "/status/503?fault=reset", "/status/204?fault=reset"], ids=lambda p: p.lstrip("/"))
+def test_reset_sends_rst_before_any_byte(live, path):
+    with connect(live) as sock:
+        sock.sendall(request_bytes(path))
+        sock.settimeout(5)
+        with pytest.raises(ConnectionResetError):
+            sock.recv(65536)  # no byte first: the very first read fails with ECONNRESET
+
+
+def test_empty_closes_cleanly_before_any_byte(live):
+    assert fetch(live, "/status/200?fault=empty") == (b"", "close")
+
+
+def test_garbage_is_64_non_http_bytes_then_close(live):
+    data, how = fetch(live, "/status/200?fault=garbage")
+    assert how == "close" and len(data) == 64
+    assert all(byte >= 0x80 for byte in data)  # never "HTTP/" nor any ASCII a parser could take
+    # ?seed= makes the bytes repeatable; different seeds give different bytes.
+    seeded = fetch(live, "/status/200?fault=garbage&seed=7")
+    assert seeded == fetch(live, "/status/200?fault=garbage&seed=7")
+    assert seeded != fetch(live, "/status/200?fault=garbage&seed=8")
+
+
+@pytest.mark.parametrize("code, reason", [(200, "OK"), (503, "Service Unavailable"), (418, "I'm a teapot")], ids=lambda v: str(v))
+def test_malformed_is_a_status_line_then_non_headers_then_close(live, code, reason):
+    data, how = fetch(live, f"/status/{code}?fault=malformed")
+    assert data == f"HTTP/1.1 {code} {reason}\r\n".encode() + MALFORMED_TAIL
+    assert how == "close"
+
+
+@pytest.mark.parametrize("code", [200, 503, 418], ids=lambda c: f"status/{c}")
+def test_truncate_sends_the_real_length_and_half_the_body(live, code):
+    status, headers, body = normal_reply(live, f"/status/{code}")
+    data, how = fetch(live, f"/status/{code}?fault=truncate")
+    t_status, t_headers, t_body = split_reply(data)
+    assert how == "close"
+    assert t_status == status
+    assert t_headers["content-length"] == [str(len(body))]  # the length of the whole body ...
+    assert t_body == body[: len(body) // 2]  # ... and only its first half
+    assert without(t_headers, "date") == without(headers, "date")
+
+
+@pytest.mark.parametrize("code", [200, 503, 418], ids=lambda c: f"status/{c}")
+def test_no_length_frames_the_body_by_closing(live, code):
+    status, headers, body = normal_reply(live, f"/status/{code}")
+    data, how = fetch(live, f"/status/{code}?fault=no-length")
+    n_status, n_headers, n_body = split_reply(data)
+    assert how == "close"
+    assert n_status == status and n_body == body
+    assert "content-length" not in n_headers and "transfer-encoding" not in n_headers
+    assert n_headers["connection"] == ["close"]
+    assert without(n_headers, "date", "connection") == without(headers, "date", "content-length")
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_fault_from_the_request_header_is_the_same_fault(live, fault):
+    by_header = fetch(live, "/status/200", headers={"X-Mockstatus-Fault": fault, "X-Mockstatus-Seed": "1"})
+    by_query = fetch(live, f"/status/200?fault={fault}&seed=1")
+    dateless = lambda reply: (DATE.sub(b"", reply[0]), reply[1])  # noqa: E731
+    assert dateless(by_header) == dateless(by_query)
+    assert by_header[1] == ("reset" if fault == "reset" else "close")
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_fault_to_an_http10_client(live, fault):
+    data, how = fetch(live, f"/status/200?fault={fault}", version="1.0")
+    assert how == ("reset" if fault == "reset" else "close")
+    if fault in ("malformed", "truncate", "no-length"):
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_faults_in_a_sequence_and_a_random_choice(live):
+    assert fetch(live, "/sequence/flaky/444,200") == (b"", "close")
+    data, _ = fetch(live, "/sequence/flaky/444,200", headers={"Connection": "close"})
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert fetch(live, "/status/500,502?fault=empty") == (b"", "close")
+
+
+# --- the catalog's kind -------------------------------------------------------------
+
+
+def test_faults_as_catalog_kinds_through_an_overlay(make_live):
+    server = make_live(OVERLAY)
+    with connect(server) as sock:
+        sock.sendall(request_bytes("/status/591"))
+        sock.settimeout(5)
+        with pytest.raises(ConnectionResetError):
+            sock.recv(65536)
+    assert fetch(server, "/status/592") == (b"", "close")
+    data, how = fetch(server, "/status/593")
+    assert len(data) == 64 and all(b >= 0x80 for b in data) and how == "close"
+    assert fetch(server, "/status/594") == (b"HTTP/1.1 594 Malformed Here\r\n" + MALFORMED_TAIL, "close")
+    status, headers, body = split_reply(fetch(server, "/status/595")[0])
+    assert status == b"HTTP/1.1 595 Truncated Here" and headers["content-length"] == ["10"] and body == b"01234"
+    status, headers, body = split_reply(fetch(server, "/status/596")[0])
+    assert status == b"HTTP/1.1 596 No Length Here" and "content-length" not in headers
+    assert body == b"read me until close\n"
+    assert [e["status"] for e in server.requests()] == [591, 592, 593, 594, 595, 596]
+
+
+def test_query_fault_overrides_the_catalog_kind(make_live):
+    server = make_live(OVERLAY)
+    assert fetch(server, "/status/592?fault=malformed")[0].startswith(b"HTTP/1.1 592 Empty Here\r\nthis line")
+
+
+# --- bad names ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path, headers",
+    [("/status/200?fault=bogus", {}), ("/status/200?fault=", {}), ("/status/200?fault=RESET", {}),
+     ("/status/200", {"X-Mockstatus-Fault": "bogus"})],
+    ids=["query/bogus", "query/empty", "query/RESET", "header/bogus"],
+)  # fmt: skip
+def test_unknown_fault_gets_400_listing_the_names(live, path, headers):
+    with connect(live) as sock:
+        sock.sendall(request_bytes(path, headers=headers))
+        head, body = read_response(sock)
+        sock.sendall(request_bytes("/status/204"))  # the connection is still good
+        assert read_response(sock)[0].startswith(b"HTTP/1.1 204 ")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    text = body.decode()
+    assert "bad fault" in text
+    assert all(name in text for name in FAULTS)
+
+
+# --- the server survives ------------------------------------------------------------
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def settle(measure, target, timeout: float = 3.0):
+    """Wait until ``measure()`` falls back to ``target``; return its last value."""
+    deadline = time.monotonic() + timeout
+    value = measure()
+    while value > target and time.monotonic() < deadline:
+        time.sleep(0.02)
+        value = measure()
+    return value
+
+
+def test_a_thousand_mixed_faults_leave_nothing_behind(make_live):
+    server = make_live()
+    paths = [f"/status/200?fault={fault}" for fault in FAULTS] + ["/status/444", "/status/600", "/status/408"]
+    fetch(server, "/__mockstatus/health", headers={"Connection": "close"})  # warm up
+    tasks = lambda: server.call(lambda: len(asyncio.all_tasks()))  # noqa: E731
+    tasks_before, fds_before = tasks(), open_fds()
+    outcomes = {}
+    for path in itertools.islice(itertools.cycle(paths), 1000):
+        data, how = fetch(server, path)
+        outcomes.setdefault(path, set()).add((how, len(data) > 0))
+    # Every fault kept its own behaviour all the way through.
+    assert outcomes[f"/status/200?fault=reset"] == {("reset", False)}
+    assert outcomes[f"/status/200?fault=empty"] == outcomes["/status/444"] == {("close", False)}
+    assert all(outcome == {("close", True)} for path, outcome in outcomes.items() if "reset" not in path and "empty" not in path and "444" not in path)
+    # ... and left no task, connection or file descriptor behind.
+    assert settle(tasks, tasks_before) == tasks_before
+    assert settle(open_fds, fds_before) == fds_before
+    assert server.call(lambda: len(server._server.runner.server.connections)) == 0
+    with connect(server) as sock:
+        sock.sendall(request_bytes("/__mockstatus/health"))
+        head, _ = read_response(sock)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_raw_replies_log_no_error(make_live, caplog, capfd):
+    """RawReply writes nothing after a raw reply, so aiohttp has nothing to complain about."""
+    server = make_live(OVERLAY, upgrade_idle_timeout=0.1)
+    caplog.set_level(logging.DEBUG, logger="aiohttp")
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    caplog.set_level(logging.DEBUG, logger="mockstatus")
+    paths = [f"/status/200?fault={fault}" for fault in FAULTS] + [f"/status/{code}" for code in (444, 600, 408, *OVERLAY["codes"])]
+    for path in paths:
+        fetch(server, path)
+    with connect(server) as sock:  # a raw upgrade that ends by the idle timeout ...
+        sock.sendall(request_bytes("/status/101", headers={"Upgrade": "foo", "Connection": "Upgrade"}))
+        read_to_end(sock)
+    with connect(server) as sock:  # ... and one the client ends
+        sock.sendall(request_bytes("/status/101", headers={"Upgrade": "foo", "Connection": "Upgrade"}) + b"bye")
+        sock.recv(65536)
+    time.sleep(0.2)
+    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert noisy == [], [r.getMessage() for r in noisy]
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err
+    statuses = [e["status"] for e in server.requests()]
+    assert statuses[-2:] == [101, 101] and 499 not in statuses
+
+
+# --- reset on the standard asyncio loop too -----------------------------------------
+
+
+@pytest.fixture
+def asyncio_loop_server():
+    """A server on the standard library's event loop (serve_in_thread uses uvloop)."""
+    loop = asyncio.new_event_loop()
+    assert type(loop).__module__.startswith("asyncio")
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    running = asyncio.run_coroutine_threadsafe(start(Settings(host="127.0.0.1", port=0)), loop).result(10)
+    yield running
+    asyncio.run_coroutine_threadsafe(running.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+def test_reset_on_the_standard_asyncio_loop(asyncio_loop_server):
+    with connect(asyncio_loop_server) as sock:
+        sock.sendall(request_bytes("/status/200?fault=reset"))
+        sock.settimeout(5)
+        with pytest.raises(ConnectionResetError):
+            sock.recv(65536)
+    assert fetch(asyncio_loop_server, "/status/200?fault=empty") == (b"", "close")
