@@ -18,7 +18,7 @@ async def test_read_timeout_with_the_async_client(mockstatus):
 
 
 def test_a_reply_inside_the_timeout_is_no_error(mockstatus):
-    response = httpx.get(mockstatus.url("/status/504?delay=0.05"), timeout=httpx.Timeout(1.0, read=0.2))
+    response = httpx.get(mockstatus.url("/status/504?delay=0.05"), timeout=httpx.Timeout(2.0, read=1.0))
     assert response.status_code == 504
 
 
