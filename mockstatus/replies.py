@@ -223,6 +223,12 @@ def send_fault(request: web.BaseRequest, fault: str, prepared: Prepared, rng: ra
     transport.close()
 
 
+# A client that sends to the echo without reading: stop reading from it above
+# the high-water mark and go on below the low one, so memory stays bounded.
+ECHO_HIGH_WATER = 1 << 20
+ECHO_LOW_WATER = 1 << 18
+
+
 class _Echo:
     """After a raw 101 switch the connection carries bytes: echo them back.
 
@@ -236,6 +242,8 @@ class _Echo:
         self.loop = asyncio.get_running_loop()
         self.done = self.loop.create_future()
         self.timer = self.loop.call_later(idle, self._timeout)
+        self.paused = False
+        self.queued = 0
 
     def _timeout(self) -> None:
         self.transport.close()
@@ -246,12 +254,33 @@ class _Echo:
         if not self.done.done():
             self.done.set_result(None)
 
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+    def _active(self) -> None:
         self.timer.cancel()
         self.timer = self.loop.call_later(self.idle, self._timeout)
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self._active()
         if not self.transport.is_closing():
             self.transport.write(data)
+            if not self.paused and self.transport.get_write_buffer_size() > ECHO_HIGH_WATER:
+                self.paused = True
+                self.queued = self.transport.get_write_buffer_size()
+                self.transport.pause_reading()
+                self.loop.call_later(0.01, self._resume_when_drained)
         return False, b""
+
+    def _resume_when_drained(self) -> None:
+        if self.done.done() or self.transport.is_closing():
+            return
+        queued = self.transport.get_write_buffer_size()
+        if queued < self.queued:
+            self._active()  # the client is reading: not idle
+        self.queued = queued
+        if queued > ECHO_LOW_WATER:
+            self.loop.call_later(0.01, self._resume_when_drained)
+            return
+        self.paused = False
+        self.transport.resume_reading()
 
     def feed_eof(self) -> None:
         self._finish()

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import socket
+import threading
 import time
 
 import aiohttp
@@ -13,7 +14,7 @@ import pytest
 import websockets.exceptions
 import websockets.sync.client
 
-from mockstatus.replies import SERVER
+from mockstatus.replies import ECHO_HIGH_WATER, SERVER
 from wire import connect, read_exactly, read_head, read_response, read_until_close, request_bytes
 
 MESSAGES = ["hello", "", "héllo wörld ✓", "x" * 70_000]
@@ -238,3 +239,22 @@ def test_other_paths_ignore_upgrade_and_keep_alive(live):
         assert read_head(sock).startswith(b"HTTP/1.1 204 No Content\r\n")
         sock.sendall(request_bytes("/status/200"))
         assert read_response(sock)[1] == b"200 OK\n"
+
+
+def test_echo_to_a_client_that_does_not_read_stays_bounded(live):
+    """The echo stops reading while ~1 MiB waits for the client, then carries on."""
+    payload = os.urandom(8 << 20)
+    with connect(live, timeout=20) as sock:
+        sock.sendall(upgrade_request("foo"))
+        assert read_head(sock) == switched("foo")
+        sender = threading.Thread(target=sock.sendall, args=(payload,), daemon=True)
+        sender.start()
+        time.sleep(0.3)  # the client reads nothing for a while
+
+        def queued():
+            return [c.transport.get_write_buffer_size() for c in live._server.runner.server.connections if c.transport]
+
+        assert max(live.call(queued)) <= ECHO_HIGH_WATER + (1 << 18)  # bounded: not the 8 MiB sent
+        assert read_exactly(sock, len(payload), timeout=20) == payload  # then every byte comes back
+        sender.join(5)
+        assert not sender.is_alive()
