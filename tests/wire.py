@@ -40,10 +40,15 @@ def read_until_close(sock: socket.socket, timeout: float = 5.0) -> bytes:
 
 
 def exchange(server, raw: bytes, timeout: float = 5.0) -> bytes:
-    """Send raw request bytes on a new connection; return all bytes until close."""
+    """Send raw request bytes on a new connection; return all bytes until close.
+
+    The request must make the server close (``Connection: close``, HTTP/1.0, or
+    a closing reply).  It does not half-close after sending: aiohttp takes a
+    client's FIN as the client leaving and cancels the reply, so nothing
+    would come back.
+    """
     with connect(server, timeout) as sock:
         sock.sendall(raw)
-        sock.shutdown(socket.SHUT_WR)
         return read_until_close(sock, timeout)
 
 
