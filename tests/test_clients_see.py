@@ -1,0 +1,248 @@
+"""What real clients do with 600, 444 and each fault.
+
+``SEES`` is the table in README ("what your client sees"): each cell is what a
+test below asserts, and ``test_readme_table_matches`` keeps README in step.
+curl runs as a subprocess; requests, httpx and aiohttp's client in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import httpx
+import pytest
+import requests
+
+from wire import connect, read_to_end, request_bytes
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+GARBAGE = "/status/200?fault=garbage&seed=1"  # seeded: the same bytes every time
+NO_LENGTH_BODY = b"200 OK\n"
+
+ROWS = {
+    "600": "/status/600",
+    "444": "/status/444",
+    "reset": "/status/200?fault=reset",
+    "empty": "/status/200?fault=empty",
+    "garbage": GARBAGE,
+    "malformed": "/status/200?fault=malformed",
+    "truncate": "/status/200?fault=truncate",
+    "no-length": "/status/200?fault=no-length",
+}
+CLIENTS = ("curl", "curl --http0.9", "requests", "httpx", "aiohttp")
+
+
+@dataclasses.dataclass(frozen=True)
+class Exit:
+    """curl's exit status; ``says`` is its error message, or for 0 what it prints."""
+
+    code: int
+    says: str
+
+    def cell(self) -> str:
+        return f"exit {self.code}, {self.says}" if self.code == 0 else f"exit {self.code}: {self.says}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Raises:
+    """The exact exception class, and a piece of its message or (``wraps``) the exception it wraps."""
+
+    cls: type[BaseException]
+    detail: str
+    wraps: bool = False
+
+    def cell(self) -> str:
+        if self.wraps:
+            return f"`{self.cls.__name__}` wrapping `{self.detail}`"
+        return f'`{self.cls.__name__}`: "{self.detail}"'
+
+
+@dataclasses.dataclass(frozen=True)
+class Gets:
+    """The client returns a response."""
+
+    status: int
+    body: str  # "the body", "an empty body"
+    note: str = ""
+
+    def cell(self) -> str:
+        return f"{self.status} with {self.body}" + (f"; {self.note}" if self.note else "")
+
+
+HEADER_WARNING = "urllib3 logs `Failed to parse headers`"
+
+# fmt: off
+SEES: dict[str, tuple] = {
+    #              curl, curl --http0.9, requests, httpx, aiohttp
+    "600": (
+        Exit(1, "Received HTTP/0.9 when not allowed"), Exit(0, "prints the body"),
+        Raises(requests.ConnectionError, "BadStatusLine", wraps=True),
+        Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
+        Raises(aiohttp.ClientResponseError, "Bad status line"),
+    ),
+    "444": (
+        Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
+        Raises(requests.ConnectionError, "RemoteDisconnected", wraps=True),
+        Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
+        Raises(aiohttp.ServerDisconnectedError, "Server disconnected"),
+    ),
+    "reset": (
+        Exit(56, "Recv failure: Connection reset by peer"), Exit(56, "Recv failure: Connection reset by peer"),
+        Raises(requests.ConnectionError, "ConnectionResetError", wraps=True),
+        Raises(httpx.ReadError, "Connection reset by peer"),
+        Raises(aiohttp.ClientOSError, "Connection reset by peer"),
+    ),
+    "empty": (
+        Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
+        Raises(requests.ConnectionError, "RemoteDisconnected", wraps=True),
+        Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
+        Raises(aiohttp.ServerDisconnectedError, "Server disconnected"),
+    ),
+    "garbage": (
+        Exit(1, "Received HTTP/0.9 when not allowed"), Exit(0, "prints the bytes"),
+        Raises(requests.ConnectionError, "BadStatusLine", wraps=True),
+        Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
+        Raises(aiohttp.ClientResponseError, "Bad status line"),
+    ),
+    "malformed": (
+        Exit(8, "Header without colon"), Exit(8, "Header without colon"),
+        Gets(200, "an empty body", HEADER_WARNING),
+        Raises(httpx.RemoteProtocolError, "illegal header line"),
+        Raises(aiohttp.ClientResponseError, "Invalid header token"),
+    ),
+    "truncate": (
+        Exit(18, "transfer closed with 4 bytes remaining to read"),
+        Exit(18, "transfer closed with 4 bytes remaining to read"),
+        Raises(requests.exceptions.ChunkedEncodingError, "IncompleteRead", wraps=True),
+        Raises(httpx.RemoteProtocolError, "peer closed connection without sending complete message body"),
+        Raises(aiohttp.ClientPayloadError, "Response payload is not completed"),
+    ),
+    "no-length": (
+        Exit(0, "prints the body"), Exit(0, "prints the body"),
+        Gets(200, "the body"), Gets(200, "the body"), Gets(200, "the body"),
+    ),
+}
+# fmt: on
+
+CASES = [(row, client) for row in ROWS for client in CLIENTS]
+IDS = [f"{row}/{client.replace(' --', '-')}" for row, client in CASES]
+
+
+def expected(row: str, client: str):
+    return SEES[row][CLIENTS.index(client)]
+
+
+def raw_bytes(server, path: str) -> bytes:
+    with connect(server) as sock:
+        sock.sendall(request_bytes(path))
+        return read_to_end(sock)[0]
+
+
+def body_of(server, row: str) -> bytes:
+    """What a client that succeeds should print: the bytes the server sent as the body."""
+    if row == "600":
+        return server.catalog.get(600).body.encode()
+    if row == "garbage":
+        return raw_bytes(server, GARBAGE)
+    return NO_LENGTH_BODY
+
+
+# --- the clients --------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)")
+@pytest.mark.parametrize("row", ROWS)
+@pytest.mark.parametrize("client", ["curl", "curl --http0.9"])
+def test_curl(live, row, client):
+    want = expected(row, client)
+    args = ["curl", "-sS", "--max-time", "10", *client.split()[1:], live.url(ROWS[row])]
+    done = subprocess.run(args, capture_output=True, timeout=20)
+    assert done.returncode == want.code, done.stderr
+    if want.code == 0:
+        assert done.stdout == body_of(live, row)
+    else:
+        assert done.stdout in (b"", b"200")  # truncate: the half body it got before the close
+        assert want.says in done.stderr.decode()
+
+
+def run_requests(url: str):
+    return requests.get(url, timeout=5)
+
+
+def run_httpx(url: str):
+    return httpx.get(url, timeout=5)
+
+
+def run_aiohttp(url: str):
+    async def get():
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            async with session.get(url) as response:
+                return response.status, await response.read()
+
+    return asyncio.run(get())
+
+
+RUNNERS = {"requests": run_requests, "httpx": run_httpx, "aiohttp": run_aiohttp}
+
+
+def described(exc: BaseException) -> str:
+    """The message plus the names of the exceptions it wraps (requests wraps urllib3 wraps http.client)."""
+    parts, seen = [str(exc)], exc
+    while seen is not None:
+        parts.append(type(seen).__name__)
+        for arg in getattr(seen, "args", ()):
+            if isinstance(arg, BaseException):
+                parts.append(type(arg).__name__ + " " + str(arg))
+        seen = seen.__cause__ or seen.__context__
+    return " | ".join(parts)
+
+
+@pytest.mark.parametrize("row", ROWS)
+@pytest.mark.parametrize("client", ["requests", "httpx", "aiohttp"])
+def test_python_client(live, row, client, caplog):
+    want = expected(row, client)
+    url = live.url(ROWS[row])
+    if isinstance(want, Raises):
+        with pytest.raises(Exception) as caught:
+            RUNNERS[client](url)
+        assert type(caught.value) is want.cls, described(caught.value)  # exactly this class
+        assert want.detail in described(caught.value)
+        return
+    with caplog.at_level(logging.WARNING, logger="urllib3"):
+        result = RUNNERS[client](url)
+    status, body = (result.status_code, result.content) if client != "aiohttp" else result
+    assert status == want.status
+    assert body == (b"" if want.body == "an empty body" else body_of(live, row))
+    if want.note == HEADER_WARNING:
+        assert any("Failed to parse headers" in record.getMessage() for record in caplog.records)
+
+
+# --- the README table ---------------------------------------------------------------
+
+
+def markdown_table() -> str:
+    lines = ["| reply | " + " | ".join(f"`{c}`" if c.startswith("curl") else c for c in CLIENTS) + " |"]
+    lines.append("|" + " --- |" * (len(CLIENTS) + 1))
+    for row, path in ROWS.items():
+        label = f"`{row}` (`{path}`)"
+        lines.append(f"| {label} | " + " | ".join(cell.cell() for cell in SEES[row]) + " |")
+    return "\n".join(lines)
+
+
+def test_readme_table_matches():
+    """README's table is generated from SEES: print markdown_table() to refresh it."""
+    text = README.read_text(encoding="utf-8")
+    section = re.search(r"## Wire-level replies and what your client sees\n(.*?)\n## ", text, re.S)
+    assert section, "README lost its section"
+    assert markdown_table() in section.group(1), "README table out of date; paste:\n" + markdown_table()
+
+
+def test_every_row_and_client_has_a_cell():
+    assert set(SEES) == set(ROWS) and all(len(cells) == len(CLIENTS) for cells in SEES.values())
