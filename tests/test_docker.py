@@ -611,3 +611,89 @@ def test_sigterm_lets_the_inflight_reply_finish_and_exits_0_within_the_grace(con
         done = run_healthcheck(name, env)
         assert done.returncode != 0, (name, done.stdout)
         assert "unhealthy" in done.stderr + done.stdout
+
+
+# --- the README section ----------------------------------------------------------
+
+
+def readme_section() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## Docker and CI sidecar\n")
+    end = text.index("\n## ", start + 1)
+    return text[start:end]
+
+
+def readme_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", readme_section(), re.S)
+
+
+def readme_yaml(key: str):
+    found = [doc for doc in map(yaml.safe_load, readme_blocks("yaml")) if key in doc]
+    assert len(found) == 1, f"expected one yaml block with {key!r}"
+    return found[0]
+
+
+def test_readme_names_the_pinned_base_image():
+    assert f"`{STAGES[0].base}`" in readme_section()
+
+
+def test_readme_env_table_lists_every_setting():
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in readme_section().splitlines()
+        if line.startswith("| `MOCKSTATUS_")
+    ]  # fmt: skip
+    assert [row[0].strip("`") for row in rows] == [option.env for option in OPTIONS]
+    image_values = {**IMAGE_ENV, **SERVICE["environment"]}
+    for (env, flag, default, image, _), option in zip(rows, OPTIONS):
+        env = env.strip("`")
+        assert f"`{option.flag}`" in flag, env
+        shown = default.strip("`")
+        if shown == "unset":
+            assert option.default is None, env
+        elif shown == "empty":
+            assert option.default == (), env
+        else:
+            assert option.parse(shown) == option.default, (env, shown, option.default)
+        if env in image_values:
+            assert image.startswith(f"`{image_values[env]}`"), (env, image)
+        else:
+            assert image == "", (env, image)
+
+
+def test_readme_compose_snippet_is_the_compose_service():
+    assert readme_yaml("services") == {"services": {"mockstatus": SERVICE}}
+
+
+def test_readme_docker_commands_match_the_files():
+    commands = " ".join(readme_blocks("console")).replace("\\\n", " ")
+    image = SERVICE["image"]
+    assert f"docker build -t {image} ." in commands
+    runs = [shlex.split(line.split("#")[0]) for line in commands.splitlines() if line.startswith("docker run")]
+    assert runs and all(run[-1] == image or run[-2] == image for run in runs)
+    assert ["-p", SERVICE["ports"][0]] == runs[0][3:5]
+    mount = next(run for run in runs if "-v" in run)
+    assert mount[mount.index("-v") + 1] == "$PWD/" + SERVICE["volumes"][0].removeprefix("./")
+    assert mount[mount.index("-e") + 1] == f"MOCKSTATUS_CONFIG={SERVICE['environment']['MOCKSTATUS_CONFIG']}"
+
+
+def test_readme_github_actions_snippet():
+    workflow = readme_yaml("jobs")
+    (job,) = workflow["jobs"].values()
+    service = job["services"]["mockstatus"]
+    assert service["ports"] == [f"8080:{IMAGE_ENV['MOCKSTATUS_PORT']}"]
+    for name, value in service["env"].items():
+        assert name in {option.env for option in OPTIONS}, f"{name} is not a setting"
+        OPTIONS_BY_NAME[name.removeprefix("MOCKSTATUS_").lower()].parse(value)
+    assert any("http://localhost:8080/status/" in step.get("run", "") for step in job["steps"])
+
+
+def test_readme_gitlab_ci_snippet():
+    pipeline = readme_yaml("test")
+    (service,) = pipeline["test"]["services"]
+    assert service["alias"] == "mockstatus"
+    for name, value in service["variables"].items():
+        assert name in {option.env for option in OPTIONS}, f"{name} is not a setting"
+        OPTIONS_BY_NAME[name.removeprefix("MOCKSTATUS_").lower()].parse(value)
+    assert pipeline["test"]["image"] == STAGES[0].base  # has python, which the script uses
+    assert f"http://mockstatus:{IMAGE_ENV['MOCKSTATUS_PORT']}/status/" in " ".join(pipeline["test"]["script"])
