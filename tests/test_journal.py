@@ -50,10 +50,13 @@ def test_every_field_is_recorded(mockstatus):
 
 def test_repeated_headers_are_kept_in_order(mockstatus):
     with connect(mockstatus) as sock:
-        sock.sendall(b"GET /status/200 HTTP/1.1\r\nHost: t\r\nX-Dup: 1\r\nX-Other: x\r\nX-Dup: 2\r\nConnection: close\r\n\r\n")
+        sock.sendall(
+            b"GET /status/200 HTTP/1.1\r\nHost: t\r\nX-Dup: 1\r\nX-Other: x\r\nX-Dup: 2\r\nConnection: close\r\n\r\n"
+        )
         read_until_close(sock)
     (entry,) = mockstatus.requests()
-    assert [pair for pair in entry["headers"] if pair[0].startswith("X-")] == [["X-Dup", "1"], ["X-Other", "x"], ["X-Dup", "2"]]
+    sent = [pair for pair in entry["headers"] if pair[0].startswith("X-")]
+    assert sent == [["X-Dup", "1"], ["X-Other", "x"], ["X-Dup", "2"]]
 
 
 def test_non_utf8_header_bytes_are_shown_escaped(mockstatus):
@@ -188,7 +191,8 @@ def test_filters(mockstatus, mixed, params, expected):
 
 def test_since_filter(mockstatus, mixed):
     since = mixed[2]["time"]
-    assert [e["id"] for e in journal(mockstatus, since=str(since)).json()["requests"]] == [mixed[2]["id"], mixed[3]["id"]]
+    listed = journal(mockstatus, since=str(since)).json()["requests"]
+    assert [e["id"] for e in listed] == [mixed[2]["id"], mixed[3]["id"]]
     assert journal(mockstatus, since=str(time.time() + 60)).json() == {"count": 0, "requests": []}
 
 
@@ -269,7 +273,9 @@ def test_admin_routes_answer_with_the_token(guarded_server, method, path, author
 
 def test_non_utf8_token_bytes_are_a_401(guarded_server):
     with connect(guarded_server) as sock:
-        sock.sendall(b"GET /__mockstatus/requests HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n")
+        sock.sendall(
+            b"GET /__mockstatus/requests HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n"
+        )
         assert read_until_close(sock).startswith(b"HTTP/1.1 401 Unauthorized\r\n")
 
 

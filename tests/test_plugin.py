@@ -246,7 +246,9 @@ def test_a_bad_mockstatus_config_fails_setup_with_the_config_error(pytester):
     pytester.makepyfile("def test_x(mockstatus):\n    pass\n")
     result = pytester.runpytest("-q")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*mockstatus_config: config: codes: bad code '2_00': expected exactly three ASCII digits*"])
+    result.stdout.fnmatch_lines(
+        ["*mockstatus_config: config: codes: bad code '2_00': expected exactly three ASCII digits*"]
+    )
 
 
 def test_one_server_per_xdist_worker(pytester):

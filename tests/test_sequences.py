@@ -71,7 +71,9 @@ def test_options_apply_to_the_step_they_arrive_with(mockstatus):
     assert second.headers["Server-Timing"] == "delay;dur=100"
     assert last.status_code == 200
     journal = mockstatus.requests(sequence="opts")
-    assert [(e["step"], e["status"], e["delay"]) for e in journal] == [(1, 503, 0.0), (2, 503, 0.1), (3, 503, 0.0), (4, 200, 0.0)]
+    assert [(e["step"], e["status"], e["delay"]) for e in journal] == [
+        (1, 503, 0.0), (2, 503, 0.1), (3, 503, 0.0), (4, 200, 0.0),
+    ]  # fmt: skip
 
 
 def test_catalog_delay_of_a_code_applies_on_its_step(make_live):
