@@ -481,7 +481,6 @@ def render_index(catalog: Catalog, lang: str) -> str:
             f'<h3 id="class-{cls}-title">{_e(title)}</h3><ul class="codes">{items}</ul></section>'
         )
     total = len(catalog)
-    other = "zh" if lang == "en" else "en"
     current = ' aria-current="true"'
     switch = (
         f'<nav class="langs" aria-label="{_e(t["lang_nav"])}">'
@@ -489,7 +488,7 @@ def render_index(catalog: Catalog, lang: str) -> str:
         f'<a href="./?lang=zh" lang="zh" hreflang="zh"{current if lang == "zh" else ""}>中文</a>'
         "</nav>"
     )
-    data = {"lang": lang, "other": other, "total": total, "text": SCRIPT_TEXT[lang], "count": t["count"]}
+    data = {"lang": lang, "total": total, "text": SCRIPT_TEXT[lang], "count": t["count"]}
     return (
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -587,7 +586,7 @@ def _send(request: web.Request, asset: Asset, headers: CIMultiDict) -> web.Respo
     vary = headers.get("Vary")
     headers["Vary"] = f"{vary}, Accept-Encoding" if vary else "Accept-Encoding"
     given = request.headers.get("If-None-Match", "")
-    if given and any(tag.strip().removeprefix("W/") == etag for tag in given.split(",")):
+    if given.strip() == "*" or any(tag.strip().removeprefix("W/") == etag for tag in given.split(",")):
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = asset.content_type
     if gz:

@@ -288,3 +288,5 @@ def test_if_none_match_gets_304(live):
     assert again.headers["ETag"] == first.headers["ETag"]
     other_lang = get_page(live, "/?lang=zh", **{"If-None-Match": first.headers["ETag"]})
     assert other_lang.status_code == 200
+    assert get_page(live, **{"If-None-Match": "*"}).status_code == 304
+    assert get_page(live, **{"If-None-Match": '"something-else"'}).status_code == 200
