@@ -447,10 +447,10 @@ def mounted_config(tmp_path_factory):
     copy = tmp_path_factory.mktemp("mount") / "config"
     shutil.copytree(COMPOSE.parent / source, copy)
     catalog = copy / "statuses.yaml"
-    text = catalog.read_text(encoding="utf-8")
-    changed = re.sub(r"(\n  503:\n    reason: )Service Unavailable\n", rf"\g<1>{CHANGED_REASON}\n", text)
-    assert changed != text
-    catalog.write_text(changed, encoding="utf-8")
+    data = yaml.safe_load(catalog.read_text(encoding="utf-8"))
+    assert data["codes"][503]["reason"] == "Service Unavailable"
+    data["codes"][503]["reason"] = CHANGED_REASON
+    catalog.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return copy, target
 
 
@@ -475,6 +475,8 @@ def resolve(argv: list[str], env: dict[str, str]) -> list[str]:
 class Container:
     """The image's ENTRYPOINT+CMD as one process, no shell in between (exec form)."""
 
+    output = ""
+
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.port = int(env["MOCKSTATUS_PORT"])
@@ -489,8 +491,6 @@ class Container:
                     self.stop()
                     pytest.fail(f"server did not start: {self.output}")
                 time.sleep(0.02)
-
-    output = ""
 
     def get(self, path: str) -> http.client.HTTPResponse:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
@@ -645,7 +645,7 @@ def test_readme_env_table_lists_every_setting():
     ]  # fmt: skip
     assert [row[0].strip("`") for row in rows] == [option.env for option in OPTIONS]
     image_values = {**IMAGE_ENV, **SERVICE["environment"]}
-    for (env, flag, default, image, _), option in zip(rows, OPTIONS):
+    for (env, flag, default, image, _), option in zip(rows, OPTIONS, strict=True):
         env = env.strip("`")
         assert f"`{option.flag}`" in flag, env
         shown = default.strip("`")
