@@ -223,8 +223,9 @@ def test_a_thousand_mixed_faults_leave_nothing_behind(make_live):
     assert outcomes[f"/status/200?fault=empty"] == outcomes["/status/444"] == {("close", False)}
     assert all(outcome == {("close", True)} for path, outcome in outcomes.items() if "reset" not in path and "empty" not in path and "444" not in path)
     # ... and left no task, connection or file descriptor behind.
-    assert settle(tasks, tasks_before) == tasks_before
-    assert settle(open_fds, fds_before) == fds_before
+    # (<=: a connection an earlier test left to the session server may close meanwhile.)
+    assert settle(tasks, tasks_before) <= tasks_before
+    assert settle(open_fds, fds_before) <= fds_before
     assert server.call(lambda: len(server._server.runner.server.connections)) == 0
     with connect(server) as sock:
         sock.sendall(request_bytes("/__mockstatus/health"))
