@@ -219,8 +219,8 @@ def test_a_thousand_mixed_faults_leave_nothing_behind(make_live):
         data, how = fetch(server, path)
         outcomes.setdefault(path, set()).add((how, len(data) > 0))
     # Every fault kept its own behaviour all the way through.
-    assert outcomes[f"/status/200?fault=reset"] == {("reset", False)}
-    assert outcomes[f"/status/200?fault=empty"] == outcomes["/status/444"] == {("close", False)}
+    assert outcomes["/status/200?fault=reset"] == {("reset", False)}
+    assert outcomes["/status/200?fault=empty"] == outcomes["/status/444"] == {("close", False)}
     assert all(outcome == {("close", True)} for path, outcome in outcomes.items() if "reset" not in path and "empty" not in path and "444" not in path)
     # ... and left no task, connection or file descriptor behind.
     # (<=: a connection an earlier test left to the session server may close meanwhile.)
