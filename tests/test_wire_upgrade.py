@@ -278,3 +278,11 @@ def test_echo_to_a_client_that_does_not_read_stays_bounded(live):
         assert read_exactly(sock, len(payload), timeout=20) == payload  # then every byte comes back
         sender.join(5)
         assert not sender.is_alive()
+
+
+def test_upgrade_behind_a_pipelined_request_keeps_its_bytes(live):
+    """Two requests and the first raw bytes in one packet: a reply, the switch, the echo."""
+    with connect(live) as sock:
+        sock.sendall(request_bytes("/status/204") + upgrade_request("foo") + b"early")
+        assert read_head(sock).startswith(b"HTTP/1.1 204 No Content\r\n")
+        assert read_exactly(sock, len(switched("foo")) + 5) == switched("foo") + b"early"
