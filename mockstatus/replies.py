@@ -13,10 +13,12 @@ import asyncio
 import base64
 import email.utils
 import random
+import re
 import socket
 import struct
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -67,6 +69,10 @@ class Prepared:
             self.body = render(info, fmt, lang)
             self.content_type = CONTENT_TYPES[fmt]
             headers["Content-Type"] = self.content_type
+        if self.body == b"":
+            # aiohttp leaves "Content-Length: 0" out of a HEAD reply; HEAD must get
+            # the same headers as GET (RFC 9110 §9.3.2), so it is set here.
+            headers["Content-Length"] = "0"
         self.headers = CIMultiDictProxy(headers)
 
 
@@ -118,6 +124,8 @@ def response_headers(prepared: Prepared, options: Options, extra: list[tuple[str
             headers.add(name, value)
         if options.body is not None and prepared.body is not None and prepared.body != b"":
             headers["Content-Type"] = CONTENT_TYPES["text"]
+            if not options.body:
+                headers["Content-Length"] = "0"  # as above: HEAD keeps it too
     if extra:
         for name, value in extra:
             headers[name] = value
@@ -392,6 +400,10 @@ def _after_heads(data: bytes, count: int) -> bytes | None:
     return data[end:]
 
 
+# aiohttp quotes the request line it could not parse: b'FOO /status/200 HTTP/1.1'
+_QUOTED_LINE = re.compile(r"b'([^']*)'")
+
+
 class WireRequestHandler(RequestHandler):
     """aiohttp's HTTP/1.1 connection protocol, keeping the bytes behind a raw upgrade.
 
@@ -432,6 +444,27 @@ class WireRequestHandler(RequestHandler):
                     self._upgraded = True
                     self._message_tail = tail
         self._previous = data
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None):
+        """aiohttp's own replies (a request it cannot parse, a handler that crashed)
+        carry the same ``Server`` header as every other reply (issue #2), and a
+        method its parser does not know (``FOO``) is named with the ones that work."""
+        response = super().handle_error(request, status, exc, message)
+        response.headers["Server"] = SERVER
+        if isinstance(exc, BadHttpMethod) and (line := _QUOTED_LINE.search(message or "")):
+            from .server_state import PREFLIGHT_METHODS  # server_state imports this module
+
+            method = line.group(1).split(" ", 1)[0]
+            response.text = f"400 Bad Request: unknown method {method!r}; allowed: {PREFLIGHT_METHODS}\n"
+        return response
+
+    def log_exception(self, *args, **kw) -> None:
+        # A request aiohttp cannot parse is the client's mistake, answered with a
+        # 4xx: no traceback in the server's log (only a crash in mockstatus gets one).
+        if isinstance(kw.get("exc_info"), HttpProcessingError):
+            self.logger.debug(*args, **kw)
+            return
+        super().log_exception(*args, **kw)
 
 
 class _WireServer(web.Server):

@@ -349,6 +349,18 @@ async def _upgrade(request: web.Request, state: ServerState, info: StatusInfo) -
 
 async def not_found(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    # The catch-all route hides aiohttp's own 405: a path that exists for other
+    # methods (POST /__mockstatus/health) gets 405 with Allow, not a 404.
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        match, methods = await resource.resolve(request)
+        if match is None:
+            allowed |= methods
+    if allowed:
+        methods_text = ", ".join(sorted(allowed))
+        response = state.error(request, 405, f"method {request.method} is not allowed on {request.path!r}; allowed: {methods_text}")
+        response.headers["Allow"] = methods_text
+        return response
     response = state.error(
         request, 404, f"no route for {request.path!r}; try /status/<code> (e.g. /status/418) or / for the list"
     )
