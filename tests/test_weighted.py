@@ -1,0 +1,123 @@
+"""``/status/{code},{code}:{weight},...``: a pick by weight, repeatable with ``?seed=``.
+
+The distribution checks use fixed seeds, so they are deterministic; the bounds
+are still the statistical ones (binomial, about 4.5 standard deviations), so a
+biased or ignored weight fails them while a fair pick always passes.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+import pytest
+import requests
+
+
+@pytest.fixture
+def session():
+    with requests.Session() as s:  # keep-alive: hundreds of requests stay cheap
+        yield s
+
+
+def pick(session, live, codes: str, **params) -> requests.Response:
+    response = session.get(live.url(f"/status/{codes}"), params=params, allow_redirects=False, timeout=5)
+    assert response.headers["X-Mockstatus-Choice"] == str(response.status_code)
+    return response
+
+
+def within(count: int, n: int, p: float) -> bool:
+    sd = math.sqrt(n * p * (1 - p))
+    return abs(count - n * p) <= 4.5 * sd
+
+
+LISTS = [
+    ("200,503", {200, 503}),
+    ("200:1,503:3", {200, 503}),
+    ("200:0.5,201:.5,202:2.", {200, 201, 202}),
+    ("418:7", {418}),
+    ("799,418", {799, 418}),
+]
+
+
+@pytest.mark.parametrize("codes,allowed", LISTS, ids=[f"status/{codes}" for codes, _ in LISTS])
+def test_pick_is_one_of_the_listed_codes(session, live, codes, allowed):
+    seen = {pick(session, live, codes, seed=seed).status_code for seed in range(40)}
+    assert seen <= allowed
+    assert len(seen) == len(allowed)  # 40 seeds reach every code of these lists
+
+
+def test_chosen_reply_has_that_codes_semantics(session, live):
+    response = pick(session, live, "302:1,302:2")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/status/200"
+    response = pick(session, live, "503,503")
+    assert response.headers["Retry-After"] == "1"
+    response = pick(session, live, "204,204")
+    assert response.content == b"" and "Content-Length" not in response.headers
+
+
+def test_seed_repeats_the_pick(session, live):
+    for seed in range(20):
+        first = [pick(session, live, "200,201,202,203,500", seed=seed).status_code for _ in range(5)]
+        assert len(set(first)) == 1, f"seed={seed} gave {first}"
+
+
+def test_seeds_differ(session, live):
+    """Different seeds give different picks (else ?seed would be ignored)."""
+    picks = [pick(session, live, "200,201,202,203,500", seed=seed).status_code for seed in range(30)]
+    assert len(set(picks)) >= 4
+
+
+def test_seed_repeats_across_servers(session, live, make_live):
+    """The same URL picks the same code on another server: a test can hard-code the expectation it saw."""
+    other = make_live()
+    ours = [pick(session, live, "200,201,202,500:2", seed=s).status_code for s in range(15)]
+    theirs = [pick(session, other, "200,201,202,500:2", seed=s).status_code for s in range(15)]
+    assert ours == theirs
+
+
+def test_weights_shape_the_distribution(session, live):
+    n = 400
+    counts = collections.Counter(pick(session, live, "200:1,503:3", seed=seed).status_code for seed in range(n))
+    assert within(counts[503], n, 0.75), counts
+
+
+def test_default_weight_is_one(session, live):
+    n = 400
+    counts = collections.Counter(pick(session, live, "200,503", seed=seed).status_code for seed in range(n))
+    assert within(counts[200], n, 0.5), counts
+
+
+def test_decimal_weights(session, live):
+    n = 400
+    counts = collections.Counter(pick(session, live, "200:0.2,201:0.8", seed=1000 + s).status_code for s in range(n))
+    assert within(counts[201], n, 0.8), counts
+
+
+def test_tiny_weight_is_almost_never_picked(session, live):
+    counts = collections.Counter(
+        pick(session, live, "200:1000000,500:0.000001", seed=seed).status_code for seed in range(50)
+    )
+    assert counts == {200: 50}
+
+
+def test_without_seed_the_pick_varies(session, live):
+    picks = {pick(session, live, "200,201,202,203").status_code for _ in range(60)}
+    assert len(picks) >= 2  # 4 codes, 60 fair picks: all the same has probability 4 * 4**-60
+
+
+def test_head_and_other_methods_pick_too(live):
+    for method in ("HEAD", "POST", "PROPFIND"):
+        response = requests.request(method, live.url("/status/418,418:3"), timeout=5)
+        assert response.status_code == 418
+        assert response.headers["X-Mockstatus-Choice"] == "418"
+
+
+def test_choice_header_is_exposed_to_browsers(session, live):
+    response = pick(session, live, "200,201", seed=3)
+    assert "X-Mockstatus-Choice" in [h.strip() for h in response.headers["Access-Control-Expose-Headers"].split(",")]
+
+
+def test_single_code_has_no_choice_header(session, live):
+    assert "X-Mockstatus-Choice" not in session.get(live.url("/status/200"), timeout=5).headers
