@@ -45,6 +45,11 @@ TOP_KEYS = ("codes", "server")
 class ConfigError(Exception):
     """A bad catalog or config file: one line, shown as-is, exit code 2."""
 
+    def __init__(self, message: str) -> None:
+        # A key can itself hold CR/LF ("X-A\r\nB": ...): escape control characters
+        # so the message stays one line on a terminal or in a log.
+        super().__init__(ILLEGAL_VALUE.sub(lambda m: repr(m.group())[1:-1], message))
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StatusInfo:

@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 
 from . import __version__
-from .settings import OPTIONS, ENV_PREFIX, Settings, env_values, merge, parse_values
+from .settings import OPTIONS, ENV_PREFIX, Settings, env_values, merge, parse_one
 
 
 class UsageError(Exception):
@@ -66,8 +66,8 @@ def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]):
     """flag > env > config file ``server:`` section > default."""
     from .catalog import load_catalog
 
-    flags = {o.name: getattr(args, o.name) for o in OPTIONS if getattr(args, o.name, None) is not None}
-    flag_values = parse_values({k: v for k, v in flags.items()}, "flag")
+    given = [o for o in OPTIONS if getattr(args, o.name, None) is not None]
+    flag_values = {o.name: parse_one(o, getattr(args, o.name), o.flag) for o in given}
     env = env_values(environ)
     config_path = flag_values.get("config") or environ.get(ENV_PREFIX + "CONFIG") or None
     catalog = load_catalog(config_path)

@@ -170,12 +170,16 @@ def parse_values(raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
     return parsed
 
 
+def parse_one(option: Option, value: Any, origin: str) -> Any:
+    """One flag or env value; the error names where it came from (``--port: bad port 'x': ...``)."""
+    try:
+        return option.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{origin}: {exc}") from None
+
+
 def env_values(environ: Mapping[str, str]) -> dict[str, Any]:
-    raw = {o.name: environ[o.env] for o in OPTIONS if o.env in environ and o.name != "config"}
-    parsed = {}
-    for name, value in raw.items():
-        parsed.update(parse_values({name: value}, OPTIONS_BY_NAME[name].env))
-    return parsed
+    return {o.name: parse_one(o, environ[o.env], o.env) for o in OPTIONS if o.env in environ and o.name != "config"}
 
 
 def merge(*layers: Mapping[str, Any]) -> Settings:
