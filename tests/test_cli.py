@@ -1,0 +1,372 @@
+"""The ``mockstatus`` command, run as real subprocesses.
+
+Serving (console script and ``python -m``), signals, every setting as flag and
+env var, one-line errors with exit 2, ``codes``, ``check-config``, ``health``,
+and the README's settings table against ``mockstatus.settings.OPTIONS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mockstatus import __version__
+from mockstatus.catalog import load_catalog
+from mockstatus.cli import build_parser, resolve_settings
+from mockstatus.settings import OPTIONS, OPTIONS_BY_NAME
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = str(Path(sys.executable).parent / "mockstatus")
+ENTRY_POINTS = {"console-script": [SCRIPT], "python-m": [sys.executable, "-m", "mockstatus"]}
+LISTENING = re.compile(r"^mockstatus listening on (http://127\.0\.0\.1:(\d+))$")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without any MOCKSTATUS_* a developer may have set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKSTATUS_")}
+    env.update(extra)
+    return env
+
+
+def run(*args: str, env: dict | None = None, cwd=None, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mockstatus", *args],
+        capture_output=True, text=True, env=clean_env(**(env or {})), cwd=cwd, timeout=timeout,
+    )  # fmt: skip
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert lines[0].startswith("mockstatus: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+class Served:
+    """A server process started from the command line; stopped by a signal."""
+
+    def __init__(self, argv: list[str], env: dict | None = None, cwd=None) -> None:
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(**(env or {})), cwd=cwd
+        )
+        self.first_line = self._read_line(15)
+        match = LISTENING.match(self.first_line)
+        assert match, f"{self.first_line!r} {self.proc.stderr.read() if self.proc.poll() is not None else ''}"
+        self.url, self.port = match.group(1), int(match.group(2))
+
+    def _read_line(self, timeout: float) -> str:
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        assert ready, "the server printed nothing"
+        return self.proc.stdout.readline().rstrip("\n")
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10) -> tuple[int, str]:
+        self.proc.send_signal(signum)
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+@pytest.fixture
+def serve():
+    started: list[Served] = []
+
+    def start(argv, **kwargs) -> Served:
+        served = Served(argv, **kwargs)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- serving --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("entry", ENTRY_POINTS, ids=list(ENTRY_POINTS))
+def test_serve_prints_its_url_and_stops_on_a_signal(serve, tmp_path, entry, signum):
+    served = serve([*ENTRY_POINTS[entry], "--port", "0"], cwd=tmp_path)
+    assert served.port != 0
+    assert served.get("/status/418") == (418, "I'm a teapot\n")
+    code, err = served.stop(signum)
+    assert code == 0
+    assert "Traceback" not in err and "Error" not in err, err
+
+
+def test_serve_subcommand_with_env_settings(serve, tmp_path):
+    served = serve([SCRIPT, "serve"], env={"MOCKSTATUS_PORT": "0", "MOCKSTATUS_MAX_BODY_SIZE": "10"}, cwd=tmp_path)
+    request = urllib.request.Request(served.url + "/status/201", data=b"x" * 11, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+    assert caught.value.code == 413
+    assert served.stop()[0] == 0
+
+
+def test_precedence_in_a_real_process(serve, tmp_path):
+    """flag > env > config: the printed URL shows which port won."""
+    config_port, env_port = free_port(), free_port()
+    config = tmp_path / "c.yaml"
+    config.write_text(f"server:\n  port: {config_port}\n", encoding="utf-8")
+    from_config = serve([SCRIPT, "--config", str(config)], cwd=tmp_path)
+    assert from_config.port == config_port
+    from_config.stop()
+    from_env = serve([SCRIPT], env={"MOCKSTATUS_CONFIG": str(config), "MOCKSTATUS_PORT": str(env_port)}, cwd=tmp_path)
+    assert from_env.port == env_port
+    from_env.stop()
+    from_flag = serve([SCRIPT, "--port", "0"], env={"MOCKSTATUS_CONFIG": str(config), "MOCKSTATUS_PORT": str(env_port)})
+    assert from_flag.port not in (config_port, env_port)
+    from_flag.stop()
+
+
+def test_config_overlay_is_served(serve, tmp_path):
+    config = tmp_path / "mine.yaml"
+    config.write_text("codes:\n  799:\n    reason: Ours\n", encoding="utf-8")
+    served = serve([SCRIPT, "--port", "0"], env={"MOCKSTATUS_CONFIG": str(config)}, cwd=tmp_path)
+    assert served.get("/status/799") == (799, "799 Ours\n")
+    served.stop()
+
+
+def test_port_in_use_is_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        done = run("--port", str(busy.getsockname()[1]), cwd=tmp_path)
+    assert_one_line_error(done, "cannot listen on 127.0.0.1:")
+
+
+# --- every setting: flag, env var, config key ----------------------------------------------
+
+# name: (env value, what it parses to), (flag value, what it parses to), a bad value or None if any text is valid
+VALUES = {
+    "host": (("0.0.0.0", "0.0.0.0"), ("::1", "::1"), "not a host"),
+    "port": (("9090", 9090), ("9091", 9091), "80x"),
+    "config": (("{file}", "{file}"), ("{other}", "{other}"), "/nonexistent/mockstatus.yaml"),
+    "max_body_size": (("64k", 65536), ("2m", 2 * 1024 * 1024), "1q"),
+    "max_delay": (("2m", 120.0), ("90", 90.0), "forever"),
+    "default_delay": (("250ms", 0.25), ("0", 0.0), "-1s"),
+    "shutdown_grace": (("1.5", 1.5), ("3s", 3.0), "soon"),
+    "journal_size": (("50", 50), ("60", 60), "0"),
+    "max_sequences": (("7", 7), ("8", 8), "-3"),
+    "admin_token": (("s3cret", "s3cret"), ("other", "other"), None),
+    "allowed_redirect_hosts": (("Example.org, api.test", ("example.org", "api.test")), ("a.test", ("a.test",)), None),
+    "upgrade_idle_timeout": (("5s", 5.0), ("1m", 60.0), "5 minutes"),
+    "log_format": (("json", "json"), ("text", "text"), "xml"),
+    "access_log": (("true", True), (None, False), "maybe"),  # a switch: --no-access-log
+}
+
+
+def test_the_table_covers_every_option():
+    assert set(VALUES) == set(OPTIONS_BY_NAME)
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.env)
+def test_every_setting_has_an_env_var_and_the_flag_wins(option, tmp_path):
+    files = {"file": tmp_path / "a.yaml", "other": tmp_path / "b.yaml"}
+    for path in files.values():
+        path.write_text("codes: {}\n", encoding="utf-8")
+    (env_raw, env_parsed), (flag_raw, flag_parsed), _ = (
+        tuple(v.format(**files) if isinstance(v, str) else v for v in pair) if isinstance(pair, tuple) else pair
+        for pair in VALUES[option.name]
+    )
+    from_env, _ = resolve_settings(build_parser().parse_args([]), {option.env: env_raw})
+    assert getattr(from_env, option.name) == env_parsed
+    argv = [f"--no-{option.flag[2:]}"] if option.flag_kind == "switch" else [f"{option.flag}={flag_raw}"]
+    from_both, _ = resolve_settings(build_parser().parse_args(argv), {option.env: env_raw})
+    assert getattr(from_both, option.name) == flag_parsed
+
+
+def test_help_lists_every_flag_and_env_var():
+    done = run("serve", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    for option in OPTIONS:
+        assert option.flag in text and option.env in text, option.name
+
+
+BAD = [(o, VALUES[o.name][2]) for o in OPTIONS if VALUES[o.name][2] is not None]
+
+
+@pytest.mark.parametrize("option,bad", BAD, ids=[f"{o.flag} {b}" for o, b in BAD])
+def test_bad_flag_value_exits_2_with_one_line(option, bad, tmp_path):
+    # --flag=value: a value such as -1s would otherwise read as another flag.
+    line = assert_one_line_error(run(f"{option.flag}={bad}", cwd=tmp_path), option.flag if option.name != "config" else bad)
+    if option.flag_kind != "switch":
+        assert repr(bad) in line or bad in line
+
+
+@pytest.mark.parametrize("option,bad", BAD, ids=[f"{o.env}={b}" for o, b in BAD])
+def test_bad_env_value_exits_2_with_one_line(option, bad, tmp_path):
+    expected = bad if option.name == "config" else option.env
+    line = assert_one_line_error(run(env={option.env: bad}, cwd=tmp_path), expected)
+    assert repr(bad) in line or bad in line
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [("server:\n  port: 80x\n", "server: port"), ("server:\n  nope: 1\n", "unknown setting 'nope'"),
+     ("codes:\n  200:\n\treason: OK\n", ":3: YAML syntax error")],
+    ids=["bad-value", "unknown-key", "yaml-syntax"],
+)  # fmt: skip
+def test_bad_config_exits_2_with_one_line(tmp_path, text, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert_one_line_error(run("--config", str(path), cwd=tmp_path), str(path), fragment)
+    assert_one_line_error(run(cwd=tmp_path, env={"MOCKSTATUS_CONFIG": str(path)}), str(path), fragment)
+
+
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [(["--bogus"], "unrecognized arguments: --bogus"), (["--port"], "expected one argument"),
+     (["codes", "--bogus"], "--bogus"), (["check-config"], "path"), (["frobnicate"], "invalid choice")],
+    ids=["--bogus", "--port-without-value", "codes-bogus", "check-config-without-path", "unknown-command"],
+)  # fmt: skip
+def test_bad_usage_exits_2_with_one_line(argv, fragment, tmp_path):
+    assert_one_line_error(run(*argv, cwd=tmp_path), fragment)
+
+
+def test_version():
+    done = run("--version")
+    assert (done.returncode, done.stdout.strip()) == (0, f"mockstatus {__version__}")
+
+
+# --- codes, check-config, health -------------------------------------------------------
+
+
+def test_codes_table():
+    done = run("codes")
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["code", "reason", "kind", "standard", "source"]
+    catalog = load_catalog()
+    assert len(lines) == 1 + len(catalog)
+    for line, info in zip(lines[1:], catalog):
+        assert line.startswith(f"{info.code:<5}{info.reason}")
+        assert info.kind in line and info.source in line
+
+
+def test_codes_json_is_the_catalog():
+    done = run("codes", "--json")
+    assert done.returncode == 0
+    assert json.loads(done.stdout) == [info.as_json() for info in load_catalog()]
+
+
+def test_codes_with_an_overlay(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("codes:\n  799:\n    reason: Ours\n", encoding="utf-8")
+    assert "799  Ours" in run("codes", "--config", str(path)).stdout
+    assert "799  Ours" in run("codes", env={"MOCKSTATUS_CONFIG": str(path)}).stdout
+
+
+def test_codes_into_a_closed_pipe():
+    done = subprocess.run(
+        f"{sys.executable} -m mockstatus codes | head -1", shell=True, capture_output=True, text=True, env=clean_env()
+    )
+    assert done.stdout.startswith("code")
+    assert "Traceback" not in done.stderr and "Broken pipe" not in done.stderr
+
+
+def test_check_config_good(tmp_path):
+    path = tmp_path / "good.yaml"
+    path.write_text("codes:\n  799:\n    reason: Ours\nserver:\n  port: 9000\n", encoding="utf-8")
+    done = run("check-config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{path}: ok ({len(load_catalog()) + 1} codes)"
+
+
+def test_check_config_shipped_catalog():
+    assert run("check-config", str(ROOT / "config" / "statuses.yaml")).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [("codes:\n  2000: {reason: X}\n", "bad code 2000"), ("codes:\n  200:\n    colour: red\n", "codes.200.colour"),
+     ("codes: [\n", ":2: YAML syntax error")],
+    ids=["bad-code", "unknown-key", "yaml-syntax"],
+)  # fmt: skip
+def test_check_config_bad(tmp_path, text, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert_one_line_error(run("check-config", str(path)), str(path), fragment)
+
+
+def test_health_of_a_live_server(live):
+    done = run("health", live.base_url)
+    assert (done.returncode, done.stdout.strip()) == (0, f"healthy: {live.base_url}/__mockstatus/health")
+
+
+def test_health_from_env(live):
+    assert run("health", env={"MOCKSTATUS_PORT": str(live.port)}).returncode == 0
+
+
+def test_health_of_a_dead_server():
+    started = time.monotonic()
+    done = run("health", f"http://127.0.0.1:{free_port()}", "--timeout", "1")
+    assert done.returncode == 1
+    assert done.stderr.startswith("unhealthy: ") and "Traceback" not in done.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_health_of_something_that_is_not_mockstatus(live):
+    # A server that answers, but not with mockstatus's health JSON.
+    assert run("health", live.url("/status/503")).returncode == 1
+
+
+# --- the README's settings table --------------------------------------------------------
+
+
+def readme_settings_rows() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `--")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+def unquote(cell: str) -> str:
+    return cell.strip().strip("`")
+
+
+def test_readme_settings_table_lists_exactly_the_options():
+    rows = readme_settings_rows()
+    assert [re.findall(r"`([^`]+)`", r[0])[0] for r in rows] == [o.flag for o in OPTIONS]
+    for row, option in zip(rows, OPTIONS):
+        flag, env, key, default, meaning = row
+        assert unquote(env) == option.env
+        assert unquote(key) == option.name
+        assert meaning
+        if option.default in (None, ()):
+            assert default.startswith("(") and default.endswith(")"), default  # "(none)", "(any host)"
+        else:
+            assert option.parse(unquote(default)) == option.default, (option.name, default)
