@@ -135,6 +135,8 @@ BAD_QUERIES = [
     ("header=Transfer-Encoding:chunked", "'Transfer-Encoding'", "set by the server"),
     ("header=Connection:close", "'Connection'", "set by the server"),
     ("header=Keep-Alive:timeout=5", "'Keep-Alive'", "set by the server"),
+    ("header=TE:trailers", "'TE'", "set by the server"),
+    ("header=Trailer:X-Sum", "'Trailer'", "set by the server"),
     ("header=X-A:a%0D%0AX-B:b", "'a\\r\\nX-B:b'", "CR, LF"),
     ("header=X-A:a%0Ab", "'a\\nb'", "CR, LF"),
     ("header=X-A%0D%0AX-B:b", "'X-A\\r\\nX-B'", "token"),
