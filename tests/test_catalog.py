@@ -281,6 +281,14 @@ def test_overlay_as_a_dict():
     assert catalog.get(418).body == "I'm a teapot\n"
 
 
+def test_overlay_merges_description_and_headers_by_name():
+    catalog = load_catalog({"codes": {503: {"description": {"en": "Planned."}, "headers": {"Retry-After": "60"}}}})
+    info = catalog.get(503)
+    assert info.description_en == "Planned." and info.description_zh == SEED_ZH[503]
+    assert info.headers == (("Retry-After", "60"),)
+    assert catalog.get(103).headers == CATALOG.get(103).headers  # a code not named keeps all its headers
+
+
 # --- the server: section and precedence -------------------------------------------------
 
 

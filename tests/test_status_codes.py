@@ -11,6 +11,7 @@ from a raw socket with ``Connection: close``, so a stray body byte, a missing
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
 import subprocess
@@ -270,9 +271,12 @@ def test_every_three_digit_code_has_a_status_line_with_a_reason(live):
                 pass
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is installed by .ci/run")
 def test_curl_shows_every_normal_code(live):
     """The issue's check, literally: `curl -i` shows the status line and headers of every normal code."""
+    if shutil.which("curl") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("curl is missing; .ci/run installs it", pytrace=False)
+        pytest.skip("curl is not installed (apt-get install curl)")
     urls = [live.url(f"/status/{code}") for code in NORMAL]
     out = subprocess.run(["curl", "-si", *urls], capture_output=True, timeout=60).stdout.decode("utf-8")
     heads = re.findall(r"^HTTP/1\.1 .*?\r\n\r\n", out, flags=re.M | re.S)

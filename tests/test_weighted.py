@@ -63,6 +63,12 @@ def test_seed_repeats_the_pick(session, live):
         assert len(set(first)) == 1, f"seed={seed} gave {first}"
 
 
+def test_seed_as_a_request_header(session, live):
+    url = live.url("/status/200,201,202,203,500")
+    picks = {session.get(url, headers={"X-Mockstatus-Seed": "11"}, timeout=5).status_code for _ in range(5)}
+    assert picks == {pick(session, live, "200,201,202,203,500", seed=11).status_code}
+
+
 def test_seeds_differ(session, live):
     """Different seeds give different picks (else ?seed would be ignored)."""
     picks = [pick(session, live, "200,201,202,203,500", seed=seed).status_code for seed in range(30)]
