@@ -180,6 +180,13 @@ def test_oversized_request_header_is_refused_by_the_parser(live):
     assert headers["Server"] == f"mockstatus/{__version__}"
 
 
+def test_oversized_request_line_is_refused_by_the_parser(live):
+    """aiohttp reads a request line of at most 8190 bytes: a long ?body= is a 400, not a hang."""
+    status, headers, body = request(live, "/status/200?body=" + "a" * 9000)
+    assert_names(status, body, "8190")
+    assert headers["Server"] == f"mockstatus/{__version__}"
+
+
 def test_control_character_in_a_request_header_is_refused_by_the_parser(live):
     """A header value with a control byte never reaches the handler: aiohttp's parser answers 400."""
     raw = exchange(live, b"GET /status/200 HTTP/1.1\r\nHost: x\r\nX-Mockstatus-Response-X-A: a\x01b\r\n\r\n")
