@@ -15,7 +15,13 @@ ANY = "*"  # every method, the WebDAV ones included (423 Locked comes from WebDA
 def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -> web.Application:
     settings = settings or Settings()
     catalog = catalog or load_catalog(settings.config)
-    app = web.Application(client_max_size=settings.max_body_size, handler_args={"max_field_size": 16384})
+    # The request parser's limits (llhttp, via aiohttp): above each one a 400 naming it.
+    limits = {
+        "max_line_size": settings.max_request_line,
+        "max_field_size": settings.max_header_size,
+        "max_headers": settings.max_headers,
+    }
+    app = web.Application(client_max_size=settings.max_body_size, handler_args=limits)
     state = ServerState(settings, catalog)
     app[STATE] = state
     app[page.PAGES] = page.Pages(catalog)  # the browser page, rendered once per app

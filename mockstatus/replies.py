@@ -12,18 +12,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import logging
 import random
 import re
 import socket
 import struct
 
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
+from aiohttp.http_parser import HttpVersion
+from aiohttp.streams import EMPTY_PAYLOAD
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import __version__
 from .catalog import Catalog, StatusInfo
+from .durations import format_seconds
 from .options import NO_OPTIONS, Options
 from .render import CONTENT_TYPES, FORMATS, LANGS, render
 
@@ -402,6 +406,30 @@ def _after_heads(data: bytes, count: int) -> bytes | None:
 
 # aiohttp quotes the request line it could not parse: b'FOO /status/200 HTTP/1.1'
 _QUOTED_LINE = re.compile(r"b'([^']*)'")
+# An HTTP/0.9 request (RFC 1945 §4.1, "Simple-Request"): a method and a target, no version.
+_HTTP09_LINE = re.compile(rb"[A-Za-z]+ [^ \r\n]+\r?\n")
+
+
+def plain_reply(status: int, reason: str, text: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A whole closing reply with a text body, for the protocol level (no request object)."""
+    body = f"{status} {reason}: {text}\n".encode("utf-8", "backslashreplace")
+    headers = [
+        ("Server", SERVER),
+        ("Date", http_date()),
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        *extra,
+        ("Connection", "close"),
+    ]
+    return raw_head(status, reason, headers) + body
+
+
+def _http09_error(line: bytes) -> tuple[_ErrInfo, object]:
+    text = (
+        f"505 HTTP Version Not Supported: an HTTP/0.9 request ({line!r}); "
+        "mockstatus speaks HTTP/1.1 and HTTP/1.0\n"
+    )
+    return _ErrInfo(status=505, exc=HttpProcessingError(code=505, message=text), message=text), EMPTY_PAYLOAD
 
 
 class WireRequestHandler(RequestHandler):
@@ -419,19 +447,120 @@ class WireRequestHandler(RequestHandler):
     HTTP again.
     """
 
-    __slots__ = ("_previous",)
+    __slots__ = ("_previous", "_head_timer", "_head_bytes", "_last_payload", "_counted")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._previous = b""
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0  # bytes of the next request's head received so far
+        self._last_payload = None  # the body stream of the last request parsed
+        self._counted = False  # counted in the server's open connections (--max-connections)
+
+    # -- the header timeout (issue #9) ---------------------------------------------------
+    #
+    # aiohttp has no timeout for reading a request's head: its keep-alive timer
+    # (an hour by default) is the only one, so a client that drips its headers
+    # holds the connection that long.  This timer starts when the connection
+    # opens and again after each response, and stops when a whole head has
+    # been parsed.  When it fires, a client that sent part of a head gets a 408
+    # (no byte of a response is on the wire then) and the connection closes; a
+    # connection that sent nothing since is closed without a reply, as Apache
+    # does: a 408 there could be read as the answer to a request the client is
+    # sending at that moment (an idle keep-alive connection, a browser's
+    # preconnect).
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        timeout = getattr(self._manager, "header_timeout", 0.0)
+        if timeout > 0:
+            self._head_timer = self._loop.call_later(timeout, self._head_timed_out, timeout)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self, timeout: float) -> None:
+        self._head_timer = None
+        transport = self.transport
+        busy = self._messages or self._request_in_progress or self._upgraded or self._payload_parser is not None
+        if transport is None or transport.is_closing() or busy:
+            return
+        if self._head_bytes:
+            transport.write(
+                plain_reply(
+                    408, "Request Timeout",
+                    f"the request line and headers did not arrive within {format_seconds(timeout)} (--header-timeout)",
+                )  # fmt: skip
+            )
+        self.force_close()
+
+    async def finish_response(self, request, resp, start_time):
+        if isinstance(resp, web.HTTPException) and not resp.prepared:
+            # Raised by aiohttp's router for a target that is not a path
+            # (CONNECT host:443, OPTIONS *): our Server header, and say why.
+            resp.headers["Server"] = SERVER
+            if resp.status == 404 and not request.raw_path.startswith("/"):
+                resp.text = (
+                    f"404 Not Found: request target {request.raw_path!r} is not a path; "
+                    "mockstatus serves paths such as /status/418 (it is not a proxy)\n"
+                )
+        result = await super().finish_response(request, resp, start_time)
+        if not self._messages and self.transport is not None and not (self._force_close or self._close):
+            self._arm_head_timer()  # waiting for the next request's head
+        return result
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm_head_timer()
+        self._last_payload = None
+        manager = self._manager
+        if self._counted and manager is not None:
+            self._counted = False
+            manager.open_connections -= 1
+        super().connection_lost(exc)
+
+    def _heads_parsed(self, added: int, data: bytes) -> None:
+        """``added`` requests were parsed: stop the header timer; answer HTTP/0.9 with 505."""
+        self._disarm_head_timer()
+        first = len(self._messages) - added
+        for index in range(first, len(self._messages)):
+            message, payload = self._messages[index]
+            self._last_payload = payload
+            if getattr(message, "version", None) == HttpVersion(0, 9):
+                # llhttp reads "GET /x\r\n\r\n" as HTTP/0.9; aiohttp would answer it
+                # with an "HTTP/0.9 200 OK" status line, which no version has.
+                self._messages[index] = _http09_error(f"{message.method} {message.path}".encode())
+        # The start of a pipelined head behind the last one (one without a body,
+        # so whatever follows its blank line is the next head).
+        last = self._messages[-1][0]
+        partial = hasattr(last, "headers") and not _has_body(last) and not data.endswith(b"\r\n\r\n")
+        self._head_bytes = 1 if partial else 0
 
     def data_received(self, data: bytes) -> None:
         if self._upgraded or self._payload_parser is not None:
             super().data_received(data)
             return
+        # Bytes that arrive while the last request's body is still coming are body, not a head.
+        in_body = self._last_payload is not None and not self._last_payload.is_eof()
         queued = len(self._messages)
         super().data_received(data)
         added = len(self._messages) - queued
+        if added > 0:
+            self._heads_parsed(added, data)
+        elif data and not in_body and not (self._force_close or self._close):
+            self._head_bytes += len(data)
+            if self._head_bytes == len(data) and _HTTP09_LINE.fullmatch(data):
+                # A real HTTP/0.9 client sends "GET /\r\n" and waits; llhttp waits
+                # for more, so answer now (the 505 goes out as HTTP/1.x).
+                self._messages.append(_http09_error(data.rstrip(b"\r\n")))
+                if self._waiter is not None and not self._waiter.done():
+                    self._waiter.set_result(None)
+                self._disarm_head_timer()
         if added > 0 and not self._upgraded and not (self._force_close or self._close):
             messages = list(self._messages)[-added:]
             last = messages[-1][0]
@@ -449,6 +578,19 @@ class WireRequestHandler(RequestHandler):
         """aiohttp's own replies (a request it cannot parse, a handler that crashed)
         carry the same ``Server`` header as every other reply (issue #2), and a
         method its parser does not know (``FOO``) is named with the ones that work."""
+        if message and message.startswith("Pause on PRI/Upgrade"):
+            # llhttp stops at the HTTP/2 connection preface (RFC 9113 §3.4).
+            status = 505
+            message = (
+                "505 HTTP Version Not Supported: an HTTP/2 connection preface (PRI * HTTP/2.0); "
+                "mockstatus speaks HTTP/1.1 and HTTP/1.0, not HTTP/2 with prior knowledge\n"
+            )
+        elif isinstance(exc, LineTooLong) and message:
+            limit = exc.args[1] if len(exc.args) > 1 else None
+            flag = "--max-request-line" if limit == self.max_line_size else "--max-header-size"
+            message = f"{message}\n(a limit of this server: raise it with {flag})\n"
+        elif message and message.startswith("Too many headers"):
+            message = f"{message}: at most {self.max_headers} header fields (raise it with --max-headers)\n"
         response = super().handle_error(request, status, exc, message)
         response.headers["Server"] = SERVER
         if isinstance(exc, BadHttpMethod) and (line := _QUOTED_LINE.search(message or "")):
@@ -467,15 +609,110 @@ class WireRequestHandler(RequestHandler):
         super().log_exception(*args, **kw)
 
 
+class _Refused(asyncio.Protocol):
+    """A connection above ``--max-connections``: a 503 written raw, then closed.
+
+    It never reaches aiohttp, so it costs no parser, task or handler.  After
+    the reply the write side is shut and whatever the client sends is read
+    and dropped until it closes (at most a second): closing with its request
+    unread would make the kernel send an RST, which can destroy the 503
+    before the client reads it.
+    """
+
+    LINGER = 1.0
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        transport.write(
+            plain_reply(
+                503, "Service Unavailable",
+                f"{self.limit} connections are open, the --max-connections limit; retry in a second",
+                extra=(("Retry-After", "1"),),
+            )  # fmt: skip
+        )
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.timer = asyncio.get_running_loop().call_later(self.LINGER, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
 class _WireServer(web.Server):
-    def __call__(self) -> RequestHandler:
-        return WireRequestHandler(self, loop=self._loop, **self._kwargs)
+    # Set by WireRunner from the settings.
+    max_connections = 0
+    header_timeout = 0.0
+    open_connections = 0
+
+    def __call__(self) -> asyncio.Protocol:
+        if self.max_connections and self.open_connections >= self.max_connections:
+            return _Refused(self.max_connections)
+        handler = WireRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler._counted = True
+        self.open_connections += 1
+        return handler
+
+
+# Files the process needs besides its connections: listening sockets, the
+# catalog, logs, connections being refused with a 503.
+RESERVED_FILES = 64
+_log = logging.getLogger("mockstatus")
+_warned_limit: set[int] = set()
+
+
+def connection_limit(wanted: int) -> int:
+    """``--max-connections`` as the open-files limit allows: raise the soft limit
+    to fit if the hard one lets us, else lower the connection limit (and say so
+    once), so that a connection over it gets a 503 rather than a failed accept()."""
+    if wanted <= 0:
+        return 0
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + RESERVED_FILES
+    infinite = resource.RLIM_INFINITY
+    if soft != infinite and soft < needed:
+        target = needed if hard == infinite else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != infinite and soft < needed:
+        lowered = max(1, soft - RESERVED_FILES)
+        if wanted not in _warned_limit:
+            _warned_limit.add(wanted)
+            _log.warning(
+                "mockstatus: the open-files limit (%d) allows %d connections, not --max-connections %d",
+                soft, lowered, wanted,
+            )  # fmt: skip
+        return lowered
+    return wanted
 
 
 class WireRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections use ``WireRequestHandler``."""
+    """``web.AppRunner`` whose connections use ``WireRequestHandler``, with the
+    connection limit and header timeout from the app's settings."""
 
     async def _make_server(self) -> web.Server:
+        from .server_state import STATE  # server_state imports this module
+
         server = await super()._make_server()
         server.__class__ = _WireServer
+        state = self._app.get(STATE)
+        if state is not None:
+            server.header_timeout = state.settings.header_timeout
+            server.max_connections = connection_limit(state.settings.max_connections)
         return server

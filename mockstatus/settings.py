@@ -48,6 +48,21 @@ def _count(text: Any) -> int:
     return int(raw)
 
 
+def _limit_size(text: Any) -> int:
+    """A parser limit in bytes: a size, at least 256 (a smaller one refuses ordinary requests)."""
+    size = _size(text)
+    if size < 256:
+        raise ValueError(f"bad size {text!r}: expected at least 256 bytes")
+    return size
+
+
+def _count_or_zero(text: Any) -> int:
+    raw = str(text).strip()
+    if not raw.isascii() or not raw.isdigit():
+        raise ValueError(f"bad count {text!r}: expected a whole number (0 for no limit)")
+    return int(raw)
+
+
 def _seconds(text: Any) -> float:
     return parse_duration(text if not isinstance(text, str) else text, what="duration")
 
@@ -119,6 +134,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", _port, 8080, "port to listen on; 0 picks a free one"),
     Option("config", _text, None, "YAML file that overlays the default catalog"),
     Option("max_body_size", _size, 1024 * 1024, "largest request body read (bytes, 64k, 1m); above it: 413"),
+    Option("max_request_line", _limit_size, 8190, "longest request line (method, target, version) read; above it: 400"),
+    Option("max_header_size", _limit_size, 16384, "longest request header field (name and value) read; above it: 400"),
+    Option("max_headers", _count, 128, "most request header fields read; above it: 400"),
     Option("max_delay", _seconds, 300.0, "longest delay a request may ask for; above it: 400"),
     Option("default_delay", _seconds, 0.0, "delay for codes the catalog gives none"),
     Option("shutdown_grace", _seconds, 5.0, "on SIGTERM, how long in-flight replies may finish"),
@@ -127,6 +145,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("admin_token", _text, None, "when set, /__mockstatus/* (but health) needs 'Authorization: Bearer <token>'"),
     Option("allowed_redirect_hosts", _hosts, (), "comma list of hosts an absolute location= may point to (empty: any)"),
     Option("upgrade_idle_timeout", _seconds, 30.0, "how long a raw upgraded (101) connection may stay idle"),
+    Option("max_connections", _count_or_zero, 16384, "most connections open at once (0: no limit); above it: 503 and close"),
+    Option("header_timeout", _seconds, 10.0, "time to send a request's line and headers (0: no limit); then 408 and close"),
     Option("log_format", _choice("text", "json"), "text", "log line format: text or json"),
     Option("access_log", _bool, False, "log every request (off by default for speed)", "switch"),
 )
@@ -140,6 +160,9 @@ class Settings:
     port: int = 8080
     config: str | None = None
     max_body_size: int = 1024 * 1024
+    max_request_line: int = 8190
+    max_header_size: int = 16384
+    max_headers: int = 128
     max_delay: float = 300.0
     default_delay: float = 0.0
     shutdown_grace: float = 5.0
@@ -148,6 +171,8 @@ class Settings:
     admin_token: str | None = None
     allowed_redirect_hosts: tuple[str, ...] = ()
     upgrade_idle_timeout: float = 30.0
+    max_connections: int = 16384
+    header_timeout: float = 10.0
     log_format: str = "text"
     access_log: bool = False
 

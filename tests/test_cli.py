@@ -175,6 +175,9 @@ VALUES = {
     "port": (("9090", 9090), ("9091", 9091), "80x"),
     "config": (("{file}", "{file}"), ("{other}", "{other}"), "/nonexistent/mockstatus.yaml"),
     "max_body_size": (("64k", 65536), ("2m", 2 * 1024 * 1024), "1q"),
+    "max_request_line": (("4k", 4096), ("10000", 10000), "100"),
+    "max_header_size": (("32k", 32768), ("8190", 8190), "lots"),
+    "max_headers": (("64", 64), ("200", 200), "0"),
     "max_delay": (("2m", 120.0), ("90", 90.0), "forever"),
     "default_delay": (("250ms", 0.25), ("0", 0.0), "-1s"),
     "shutdown_grace": (("1.5", 1.5), ("3s", 3.0), "soon"),
@@ -183,6 +186,8 @@ VALUES = {
     "admin_token": (("s3cret", "s3cret"), ("other", "other"), None),
     "allowed_redirect_hosts": (("Example.org, api.test", ("example.org", "api.test")), ("a.test", ("a.test",)), None),
     "upgrade_idle_timeout": (("5s", 5.0), ("1m", 60.0), "5 minutes"),
+    "max_connections": (("100", 100), ("0", 0), "-1"),
+    "header_timeout": (("2s", 2.0), ("500ms", 0.5), "later"),
     "log_format": (("json", "json"), ("text", "text"), "xml"),
     "access_log": (("true", True), (None, False), "maybe"),  # a switch: --no-access-log
 }
