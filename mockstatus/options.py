@@ -69,6 +69,9 @@ class Options:
 NO_OPTIONS = Options()
 
 _SEED = re.compile(r"-?[0-9]{1,18}", re.ASCII)
+# Request header bytes that are not UTF-8 reach us as surrogates (aiohttp decodes
+# with surrogateescape); aiohttp would silently drop them from a response header.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 _DIGITS = re.compile(r"[0-9]{1,9}", re.ASCII)
 
 
@@ -77,18 +80,28 @@ def header_name(option: str) -> str:
 
 
 def _check_location(value: str, settings: Settings) -> str:
-    if ILLEGAL_VALUE.search(value) or not value:
+    if ILLEGAL_VALUE.search(value) or _NOT_UTF8.search(value) or not value:
         raise BadRequest(f"bad location {value!r}: expected a relative URL (/path) or an absolute http(s) URL")
+    if "\\" in value or "\t" in value:
+        # Browsers read a backslash as a slash and drop tabs (WHATWG URL), so
+        # "/\\evil.test" or "/\t/evil.test" would leave for evil.test.
+        raise BadRequest(
+            f"bad location {value!r}: backslashes and tabs are not allowed (a browser reads /\\host as //host)"
+        )
     if value.startswith("/") and not value.startswith("//"):
         return value
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError:  # "http://[::1": an unclosed IPv6 literal
+        hostname = None
     # Only http(s): a 'javascript:' or 'data:' Location is an open door in a browser.
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    if not hostname or parts.scheme.lower() not in ("http", "https"):
         raise BadRequest(f"bad location {value!r}: expected a relative URL (/path) or an absolute http(s) URL")
     allowed = settings.allowed_redirect_hosts
-    if allowed and parts.hostname.lower() not in allowed:
+    if allowed and hostname.lower() not in allowed:
         raise BadRequest(
-            f"bad location {value!r}: host {parts.hostname!r} is not allowed; allowed hosts: {', '.join(allowed)}"
+            f"bad location {value!r}: host {hostname!r} is not allowed; allowed hosts: {', '.join(allowed)}"
         )
     return value
 
@@ -118,6 +131,8 @@ def check_header(name: str, value: str, origin: str) -> tuple[str, str]:
         )
     if ILLEGAL_VALUE.search(value):
         raise BadRequest(f"bad {origin} value {value!r}: CR, LF and control characters are not allowed")
+    if _NOT_UTF8.search(value):
+        raise BadRequest(f"bad {origin} value {value!r}: not UTF-8; response headers are sent as UTF-8 text")
     return name, value.strip()
 
 
@@ -126,6 +141,21 @@ def _header_option(value: str) -> tuple[str, str]:
     if not sep:
         raise BadRequest(f"bad header {value!r}: expected Name:Value")
     return check_header(name.strip(), rest, "header")
+
+
+_REFRESH_URL = re.compile(r"[0-9.]*\s*[;,]\s*url\s*=\s*['\"]?([^'\"]*)", re.IGNORECASE)
+
+
+def _redirect_checked(header: tuple[str, str], settings: Settings) -> tuple[str, str]:
+    """A Location (or a Refresh's url=) set through header= is checked like location=,
+    so it cannot point a browser at javascript: or past --allowed-redirect-hosts."""
+    name, value = header
+    lowered = name.lower()
+    if lowered == "location":
+        _check_location(value, settings)
+    elif lowered == "refresh" and (match := _REFRESH_URL.match(value)) is not None:
+        _check_location(match.group(1).strip(), settings)
+    return header
 
 
 def parse_code_text(text: str, what: str = "code") -> int:
@@ -170,7 +200,7 @@ def _apply(options: Options, name: str, value: str, settings: Settings) -> None:
                 raise ValueError(f"bad body: {len(value)} characters, at most {MAX_BODY_OPTION}")
             options.body = value
         elif name == "header":
-            options.headers.append(_header_option(value))
+            options.headers.append(_redirect_checked(_header_option(value), settings))
         elif name == "seed":
             if not _SEED.fullmatch(value):
                 raise ValueError(f"bad seed {value!r}: expected a whole number")
@@ -200,7 +230,8 @@ def parse_options(request, settings: Settings) -> Options:
         if not lowered.startswith(HEADER_PREFIX):
             continue
         if lowered.startswith(RESPONSE_HEADER_PREFIX):
-            options.headers.append(check_header(key[len(RESPONSE_HEADER_PREFIX):], value, "response header"))
+            header = check_header(key[len(RESPONSE_HEADER_PREFIX):], value, "response header")
+            options.headers.append(_redirect_checked(header, settings))
             continue
         name = lowered[len(HEADER_PREFIX):].replace("-", "_")
         if name not in QUERY_NAMES or name == "header":

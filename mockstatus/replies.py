@@ -138,7 +138,9 @@ def response_headers(prepared: Prepared, options: Options, extra: list[tuple[str
 
 def response_body(prepared: Prepared, options: Options) -> bytes | None:
     if options.body is not None and prepared.body is not None and prepared.body != b"":
-        return options.body.encode()
+        # surrogateescape: a body given in a header as bytes that are not UTF-8
+        # (aiohttp decodes those to surrogates) goes out as those same bytes.
+        return options.body.encode("utf-8", "surrogateescape")
     return prepared.body
 
 
@@ -534,7 +536,7 @@ class WireRequestHandler(RequestHandler):
             if getattr(message, "version", None) == HttpVersion(0, 9):
                 # llhttp reads "GET /x\r\n\r\n" as HTTP/0.9; aiohttp would answer it
                 # with an "HTTP/0.9 200 OK" status line, which no version has.
-                self._messages[index] = _http09_error(f"{message.method} {message.path}".encode())
+                self._messages[index] = _http09_error(f"{message.method} {message.path}".encode("utf-8", "surrogateescape"))
         # The start of a pipelined head behind the last one (one without a body,
         # so whatever follows its blank line is the next head).
         last = self._messages[-1][0]

@@ -260,7 +260,7 @@ async def _final(
         return RawReply(info.code, info.reason)
     if kind == "headerless":
         body = options.body if options.body is not None else (info.body if info.body is not None else prepared.body)
-        send_headerless(request, body.encode() if isinstance(body, str) else (body or b""))
+        send_headerless(request, body.encode("utf-8", "surrogateescape") if isinstance(body, str) else (body or b""))
         return RawReply(info.code, info.reason)
     if kind == "upgrade":
         return await _upgrade(request, state, info)
