@@ -19,6 +19,7 @@ from .server_state import STATE
 from .settings import Settings
 
 access_log = logging.getLogger("mockstatus.access")
+SHUTDOWN_SLACK = 0.5  # seconds aiohttp's shutdown waits beyond --shutdown-grace, see start()
 
 
 class JsonAccessLogger(AbstractAccessLogger):
@@ -81,7 +82,29 @@ class RunningServer:
         return f"http://{host}:{self.port}"
 
     async def stop(self) -> None:
-        await self.runner.cleanup()
+        """Stop accepting, let in-flight replies finish for up to shutdown_grace, close the rest.
+
+        aiohttp's runner spends its shutdown_timeout twice on a handler that is
+        still running (a wait for it to finish, then a wait after asking it to
+        stop, which a sleeping handler does not notice), so one delayed reply
+        kept the process for two graces.  Cancelling the replies still running
+        when the grace is over ends both waits then (issue #4).
+        """
+        state = self.state
+        state.closing = True
+        timer = asyncio.get_running_loop().call_later(state.settings.shutdown_grace, self._grace_over)
+        try:
+            await self.runner.cleanup()
+        finally:
+            timer.cancel()
+
+    def _grace_over(self) -> None:
+        cut = self.state.cancel_in_flight()
+        if cut:
+            logging.getLogger("mockstatus").info(
+                "shutdown: closed %d repl%s still running after the %gs grace",
+                cut, "y" if cut == 1 else "ies", self.state.settings.shutdown_grace,
+            )  # fmt: skip
 
 
 async def start(settings: Settings, catalog: Catalog | None = None, *, sock: socket.socket | None = None) -> RunningServer:
@@ -94,7 +117,10 @@ async def start(settings: Settings, catalog: Catalog | None = None, *, sock: soc
         access_log_class=logger_class,
         # A client that disconnects during a delay cancels its handler (issue #4).
         handler_cancellation=True,
-        shutdown_timeout=settings.shutdown_grace,
+        # RunningServer.stop() cancels our replies when the grace is over; aiohttp's
+        # own timeout must end later (the same instant races its handler waiter),
+        # and never be 0, which aiohttp reads as "wait forever".
+        shutdown_timeout=settings.shutdown_grace + SHUTDOWN_SLACK,
         handle_signals=False,
     )
     await runner.setup()

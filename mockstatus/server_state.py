@@ -4,6 +4,7 @@ shares (errors, CORS)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -29,6 +30,9 @@ class ServerState:
         self.sequences = Sequences(settings.max_sequences)
         self.journal = Journal(settings.journal_size)
         self.preview_size = JOURNAL_BODY_PREVIEW
+        # Replies still being delivered; a shutdown cancels them when the grace is over (issue #4).
+        self.in_flight: set[asyncio.Task] = set()
+        self.closing = False
 
     def reset(self) -> None:
         """Forget per-test state: the journal and every sequence."""
@@ -73,6 +77,13 @@ class ServerState:
             headers["Access-Control-Allow-Credentials"] = "true"
         self.journal.record(request, 204)
         return web.Response(status=204, headers=headers)
+
+    def cancel_in_flight(self) -> int:
+        """The shutdown grace is over: cancel every reply still running; return how many."""
+        running = [task for task in self.in_flight if not task.done()]
+        for task in running:
+            task.cancel()
+        return len(running)
 
     def log_gone(self, request: web.BaseRequest, delay: float) -> None:
         if self.settings.access_log:

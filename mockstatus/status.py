@@ -247,6 +247,8 @@ async def deliver(
 ) -> web.StreamResponse:
     info = state.catalog.get(code)
     delay = _pick_delay(state, info, options)
+    task = asyncio.current_task()
+    state.in_flight.add(task)  # type: ignore[arg-type]
     try:
         if info.kind == "interim":
             if info.code != 102:
@@ -259,6 +261,8 @@ async def deliver(
             extra = [*(extra or ()), ("Server-Timing", f"delay;dur={delay * 1000:.0f}")]
         response = await _final(request, state, info, options, extra)
     except asyncio.CancelledError:
+        if state.closing:
+            raise  # cut by a shutdown after its grace, not by the client
         # The client went away during the delay (aiohttp cancels the handler):
         # nothing keeps running; log it as nginx does, 499 Client Closed Request.
         state.journal.record(
@@ -273,6 +277,8 @@ async def deliver(
             client_gone=True, sequence=sequence, step=step,
         )  # fmt: skip
         return RawReply(499)
+    finally:
+        state.in_flight.discard(task)  # type: ignore[arg-type]
     # response.status, not info.code: a refused upgrade answers 400/426 instead of 101.
     state.journal.record(
         request, response.status, body_size=body_size, body_preview=preview, delay=delay, sequence=sequence, step=step
