@@ -17,6 +17,7 @@ import random
 import re
 import socket
 import struct
+import time
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
@@ -434,6 +435,18 @@ def _http09_error(line: bytes) -> tuple[_ErrInfo, object]:
     return _ErrInfo(status=505, exc=HttpProcessingError(code=505, message=text), message=text), EMPTY_PAYLOAD
 
 
+class _MessageQueue(list):
+    """What aiohttp's RequestHandler uses of its ``_messages`` deque, on a list."""
+
+    __slots__ = ()
+
+    def popleft(self):
+        return self.pop(0)
+
+    def appendleft(self, item) -> None:
+        self.insert(0, item)
+
+
 class WireRequestHandler(RequestHandler):
     """aiohttp's HTTP/1.1 connection protocol, keeping the bytes behind a raw upgrade.
 
@@ -449,7 +462,7 @@ class WireRequestHandler(RequestHandler):
     HTTP again.
     """
 
-    __slots__ = ("_previous", "_head_timer", "_head_bytes", "_last_payload", "_counted")
+    __slots__ = ("_previous", "_head_timer", "_head_bytes", "_last_payload", "_counted", "head_parsed_at")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -458,6 +471,12 @@ class WireRequestHandler(RequestHandler):
         self._head_bytes = 0  # bytes of the next request's head received so far
         self._last_payload = None  # the body stream of the last request parsed
         self._counted = False  # counted in the server's open connections (--max-connections)
+        self.head_parsed_at = 0.0  # time.monotonic() when the last head was parsed
+        # aiohttp queues parsed requests in a deque, 760 bytes even when empty;
+        # the queue holds a few pipelined requests at most, so a list does, for
+        # 56 bytes: 7 MiB less with 10,000 held connections (issue #4,
+        # benchmarks/held_connections.py).
+        self._messages = _MessageQueue()
 
     # -- the header timeout (issue #9) ---------------------------------------------------
     #
@@ -528,6 +547,7 @@ class WireRequestHandler(RequestHandler):
 
     def _heads_parsed(self, added: int, data: bytes) -> None:
         """``added`` requests were parsed: stop the header timer; answer HTTP/0.9 with 505."""
+        self.head_parsed_at = time.monotonic()  # a delay counts from here (issue #4)
         self._disarm_head_timer()
         first = len(self._messages) - added
         for index in range(first, len(self._messages)):

@@ -185,8 +185,8 @@ def _pick_delay(state: ServerState, info: StatusInfo, options: Options) -> float
     return state.settings.default_delay
 
 
-async def sleep_at_least(seconds: float) -> None:
-    """``asyncio.sleep``, but never shorter by the monotonic clock.
+async def sleep_at_least(seconds: float, since: float | None = None) -> None:
+    """``asyncio.sleep``, but never shorter by the monotonic clock; counted from ``since`` if given.
 
     uvloop keeps loop time in whole milliseconds and rounds each timer, so a
     timer can fire up to ~1 ms early; a client timing the reply would then see
@@ -196,7 +196,9 @@ async def sleep_at_least(seconds: float) -> None:
     each of 10,000 held requests (benchmarks/held_connections.py).
     """
     loop = asyncio.get_running_loop()
-    deadline = time.monotonic() + seconds
+    now = time.monotonic()
+    deadline = (now if since is None else min(since, now)) + seconds
+    seconds = deadline - now
     while seconds > 0:
         future = loop.create_future()
         timer = loop.call_later(seconds, _wake, future)
@@ -207,6 +209,19 @@ async def sleep_at_least(seconds: float) -> None:
         seconds = deadline - time.monotonic()
         if seconds > 0:
             seconds = max(seconds, 0.001)
+
+
+def _arrived(request: web.Request) -> float | None:
+    """When the request's head was parsed (``time.monotonic()``), for a request without a body.
+
+    A delay counts from there, not from when the handler got to run: under a
+    burst of requests the handler starts after the ones ahead of it, and that
+    queueing would otherwise add to every delay (benchmarks/delay_accuracy.py).
+    With a body the delay counts from when the body has been read, i.e. now.
+    """
+    if request.body_exists:
+        return None
+    return getattr(request.protocol, "head_parsed_at", None) or None
 
 
 def _wake(future: asyncio.Future) -> None:
@@ -256,7 +271,7 @@ async def deliver(
             await _wait(request, info, delay, options)
             info = state.catalog.get(options.then or info.then or 200)
         elif delay > 0:
-            await sleep_at_least(delay)
+            await sleep_at_least(delay, _arrived(request))
         if delay > 0:
             extra = [*(extra or ()), ("Server-Timing", f"delay;dur={delay * 1000:.0f}")]
         response = await _final(request, state, info, options, extra)

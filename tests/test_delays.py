@@ -112,6 +112,19 @@ def test_a_client_read_timeout_trips_on_a_delay(live):
     assert requests.get(live.url("/status/504?delay=100ms"), timeout=(2, 2)).status_code == 504
 
 
+def test_pipelined_delays_count_from_arrival(live):
+    """Two delayed requests in one write: each waits 200 ms from its arrival, so the
+    second reply follows the first at once instead of 200 ms after it."""
+    with connect(live) as sock:
+        began = time.monotonic()
+        sock.sendall(request_bytes("/status/201?delay=200ms") + request_bytes("/status/202?delay=200ms"))
+        first, _ = read_response(sock)
+        second, _ = read_response(sock)
+        elapsed = time.monotonic() - began
+    assert first.startswith(b"HTTP/1.1 201 ") and second.startswith(b"HTTP/1.1 202 ")
+    assert 0.2 <= elapsed < 0.4
+
+
 def test_header_form(live):
     response, elapsed = timed_get(live, "/status/200", headers={"X-Mockstatus-Delay": "150ms"})
     assert elapsed >= 0.15
