@@ -18,7 +18,7 @@ import re
 from urllib.parse import urlsplit
 
 from .catalog import CODE_FORM, CODE_PATTERN, FAULTS, FRAMING_HEADERS, ILLEGAL_VALUE, TOKEN
-from .durations import DURATION_FORM, DelaySpec, parse_delay, parse_duration
+from .durations import DURATION_FORM, DelaySpec, format_seconds, parse_delay, parse_duration
 from .settings import Settings
 
 HEADER_PREFIX = "x-mockstatus-"
@@ -171,7 +171,10 @@ def _apply(options: Options, name: str, value: str, settings: Settings) -> None:
         elif name in ("body_delay", "drip"):
             seconds = parse_duration(value, what=name)
             if seconds > settings.max_delay:
-                raise ValueError(f"bad {name} {value!r}: above the maximum of {settings.max_delay:g}s")
+                raise ValueError(
+                    f"bad {name} {value!r}: above the maximum of {format_seconds(settings.max_delay)} "
+                    "(raise it with --max-delay)"
+                )
             setattr(options, name, seconds)
         elif name == "interval":
             seconds = parse_duration(value, what="interval")
