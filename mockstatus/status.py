@@ -236,6 +236,7 @@ async def _wait(request: web.Request, info: StatusInfo, delay: float, options: O
         # delay, on an absolute schedule: the count is ceil(delay / interval)
         # however late the timers fire (delay=250ms interval=100ms -> 3).
         interval = options.interval or DEFAULT_INTERVAL
+        began = _arrived(request) or time.monotonic()
         loop = asyncio.get_running_loop()
         start = loop.time()
         beats = max(1, math.ceil(delay / interval - 1e-9))
@@ -243,9 +244,11 @@ async def _wait(request: web.Request, info: StatusInfo, delay: float, options: O
         for beat in range(1, beats):
             await asyncio.sleep(max(0.0, start + beat * interval - loop.time()))
             write_interim(request, 102, info.reason)
-        await asyncio.sleep(max(0.0, start + delay - loop.time()))
+        # The end, like every delay: from the arrival and never short (uvloop's
+        # loop.time() has whole milliseconds).
+        await sleep_at_least(delay, began)
     elif delay > 0:
-        await sleep_at_least(delay)
+        await sleep_at_least(delay, _arrived(request))
 
 
 async def deliver(
