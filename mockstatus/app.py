@@ -37,11 +37,13 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app.router.add_delete("/__mockstatus/sequences/{name}", admin.sequences_reset)
     app.router.add_route(ANY, "/__mockstatus/static/{name}", page.static)
     app.router.add_route(ANY, "/status", status.status_missing)
-    app.router.add_route(ANY, "/status/{codes:.*}", status.status_handler, expect_handler=expect)
-    app.router.add_route(ANY, "/sequence/{name}/{codes:.*}", status.sequence_handler, expect_handler=expect)
+    # [\s\S]*, not .*: a decoded %0A in the path must reach the handler (a 400 naming
+    # it), not fall through every route to aiohttp's bare "404: Not Found".
+    app.router.add_route(ANY, r"/status/{codes:[\s\S]*}", status.status_handler, expect_handler=expect)
+    app.router.add_route(ANY, r"/sequence/{name:[^/]+}/{codes:[\s\S]*}", status.sequence_handler, expect_handler=expect)
     app.router.add_route(ANY, "/sequence", status.sequence_missing)
-    app.router.add_route(ANY, "/sequence/{name}", status.sequence_missing)
-    app.router.add_route(ANY, "/{tail:.*}", status.not_found, expect_handler=expect)
+    app.router.add_route(ANY, "/sequence/{name:[^/]+}", status.sequence_missing)
+    app.router.add_route(ANY, r"/{tail:[\s\S]*}", status.not_found, expect_handler=expect)
     return app
 
 

@@ -133,7 +133,7 @@ def check_header(name: str, value: str, origin: str) -> tuple[str, str]:
         raise BadRequest(f"bad {origin} value {value!r}: CR, LF and control characters are not allowed")
     if _NOT_UTF8.search(value):
         raise BadRequest(f"bad {origin} value {value!r}: not UTF-8; response headers are sent as UTF-8 text")
-    return name, value.strip()
+    return name, value.strip(" \t")  # OWS (RFC 9110 §5.6.3); str.strip() would also eat U+00A0, U+0085
 
 
 def _header_option(value: str) -> tuple[str, str]:

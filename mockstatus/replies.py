@@ -226,13 +226,16 @@ def send_fault(request: web.BaseRequest, fault: str, prepared: Prepared, rng: ra
         return
     headers = [(k, v) for k, v in prepared.headers.items() if k.lower() != "content-length"]
     headers.append(("Date", http_date()))
+    # A reply to HEAD has no body (RFC 9110 §9.3.2): body bytes after its head would
+    # be read as the next response, a failure nobody asked for. HEAD gets the head.
+    sent = b"" if request.method == "HEAD" else body
     if fault == "truncate":
         headers.append(("Content-Length", str(len(body))))
-        transport.write(raw_head(info.code, info.reason, headers) + body[: len(body) // 2])
+        transport.write(raw_head(info.code, info.reason, headers) + sent[: len(sent) // 2])
     elif fault == "no-length":
         # RFC 9112 §6.3 rule 8: no length and no chunking means "read until close".
         headers.append(("Connection", "close"))
-        transport.write(raw_head(info.code, info.reason, headers) + body)
+        transport.write(raw_head(info.code, info.reason, headers) + sent)
     else:  # pragma: no cover - options/catalog validation keeps this unreachable
         raise ValueError(fault)
     transport.close()
