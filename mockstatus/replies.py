@@ -556,10 +556,16 @@ class WireRequestHandler(RequestHandler):
         for index in range(first, len(self._messages)):
             message, payload = self._messages[index]
             self._last_payload = payload
-            if getattr(message, "version", None) == HttpVersion(0, 9):
+            version = getattr(message, "version", None)
+            if version == HttpVersion(0, 9):
                 # llhttp reads "GET /x\r\n\r\n" as HTTP/0.9; aiohttp would answer it
                 # with an "HTTP/0.9 200 OK" status line, which no version has.
                 self._messages[index] = _http09_error(f"{message.method} {message.path}".encode("utf-8", "surrogateescape"))
+            elif version == HttpVersion(1, 0) and "Transfer-Encoding" in message.headers and not message.should_close:
+                # RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+                # framing (a 1.0 proxy in front may have read it differently): answer
+                # it, then close, so nothing behind it is read as a request (smuggling).
+                self._messages[index] = (message._replace(should_close=True), payload)
         # The start of a pipelined head behind the last one (one without a body,
         # so whatever follows its blank line is the next head).
         last = self._messages[-1][0]
@@ -622,7 +628,11 @@ class WireRequestHandler(RequestHandler):
             from .server_state import PREFLIGHT_METHODS  # server_state imports this module
 
             method = line.group(1).split(" ", 1)[0]
-            response.text = f"400 Bad Request: unknown method {method!r}; allowed: {PREFLIGHT_METHODS}\n"
+            if method in PREFLIGHT_METHODS.split(", "):
+                # "GET\r\n": a known method with no target or version after it.
+                response.text = f"400 Bad Request: bad request line {line.group(1)!r}; expected METHOD /target HTTP/1.1\n"
+            else:
+                response.text = f"400 Bad Request: unknown method {method!r}; allowed: {PREFLIGHT_METHODS}\n"
         return response
 
     def log_exception(self, *args, **kw) -> None:

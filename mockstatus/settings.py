@@ -135,7 +135,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("config", _text, None, "YAML file that overlays the default catalog"),
     Option("max_body_size", _size, 1024 * 1024, "largest request body read (bytes, 64k, 1m); above it: 413"),
     Option("max_request_line", _limit_size, 8190, "longest request line (method, target, version) read; above it: 400"),
-    Option("max_header_size", _limit_size, 16384, "longest request header field (name and value) read; above it: 400"),
+    Option("max_header_size", _limit_size, 16384, "longest request header value read; above it: 400"),
     Option("max_headers", _count, 128, "most request header fields read; above it: 400"),
     Option("max_delay", _seconds, 300.0, "longest delay a request may ask for; above it: 400"),
     Option("default_delay", _seconds, 0.0, "delay for codes the catalog gives none"),

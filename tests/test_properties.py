@@ -828,7 +828,7 @@ def test_any_options_get_their_reply_or_a_400_naming_the_bad_one(live, code, que
         # The parser's limits come first (--max-request-line, --max-header-size): a 400 naming them.
         if len(target) > 8190:
             raise Bad("8190")
-        if any(len(name) + len(value) > 16384 for name, value in headers):
+        if any(len(value) > 16384 for name, value in headers):  # aiohttp counts a later field's value
             raise Bad("16384")
         expected = expected_options(query, headers)
     except Bad as bad:
