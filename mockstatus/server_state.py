@@ -10,7 +10,7 @@ import logging
 from aiohttp import web
 from multidict import CIMultiDict
 
-from .catalog import Catalog
+from .catalog import Catalog, StatusInfo
 from .render import error_body, negotiate_format
 from .replies import BASE_HEADERS, Replies
 from .settings import Settings
@@ -32,6 +32,13 @@ class ServerState:
         self.preview_size = JOURNAL_BODY_PREVIEW
         # Replies still being delivered; a shutdown cancels them when the grace is over (issue #4).
         self.in_flight: set[asyncio.Task] = set()
+        # Codes whose plain request needs nothing but the precomputed reply: an
+        # ordinary kind and no delay from the catalog or --default-delay (issue #8).
+        self.immediate: dict[str, StatusInfo] = {
+            str(info.code): info
+            for info in catalog
+            if info.kind == "normal" and not (info.delay if info.delay is not None else settings.default_delay)
+        }
         self.closing = False
 
     def reset(self) -> None:

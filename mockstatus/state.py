@@ -90,22 +90,52 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-@dataclasses.dataclass(slots=True)
 class JournalEntry:
-    time: float
-    client: str | None
-    method: str
-    path: str
-    query: str
-    headers: tuple[tuple[str, str], ...]
-    body_size: int
-    body_preview: bytes
-    status: int
-    delay: float
-    client_gone: bool
-    sequence: str | None
-    step: int | None
-    id: int = 0
+    """One recorded request.
+
+    Recording runs on every request, so it keeps references only (the
+    request's immutable header proxy and URL); paths, queries and header lists
+    are worked out when the journal is read (issue #8: the hot path).
+    """
+
+    __slots__ = (
+        "id", "time", "_peer", "method", "_url", "_headers", "body_size", "body_preview",
+        "status", "delay", "client_gone", "sequence", "step",
+    )  # fmt: skip
+
+    def __init__(self, id, time, peer, method, url, headers, body_size, body_preview, status, delay, client_gone, sequence, step):  # fmt: skip
+        self.id = id
+        self.time = time
+        self._peer = peer
+        self.method = method
+        self._url = url
+        self._headers = headers
+        self.body_size = body_size
+        self.body_preview = body_preview
+        self.status = status
+        self.delay = delay
+        self.client_gone = client_gone
+        self.sequence = sequence
+        self.step = step
+
+    @property
+    def client(self) -> str | None:
+        peer = self._peer
+        if peer is None:
+            return None
+        return str(peer[0]) if isinstance(peer, (list, tuple)) else str(peer)
+
+    @property
+    def path(self) -> str:
+        return self._url.path
+
+    @property
+    def query(self) -> str:
+        return self._url.query_string
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self._headers.items())
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -115,7 +145,7 @@ class JournalEntry:
             "method": self.method,
             "path": self.path,
             "query": self.query,
-            "headers": [[name, _printable(value)] for name, value in self.headers],
+            "headers": [[name, _printable(value)] for name, value in self._headers.items()],
             "body_size": self.body_size,
             "body": self.body_preview.decode("utf-8", "replace"),
             "status": self.status,
@@ -146,21 +176,9 @@ class Journal:
         step: int | None = None,
     ) -> JournalEntry:
         entry = JournalEntry(
-            time=time.time(),
-            client=request.remote,
-            method=request.method,
-            path=request.path,
-            query=request.query_string,
-            headers=tuple(request.headers.items()),
-            body_size=body_size,
-            body_preview=body_preview,
-            status=status,
-            delay=delay,
-            client_gone=client_gone,
-            sequence=sequence,
-            step=step,
-            id=self._next_id,
-        )
+            self._next_id, time.time(), request._transport_peername, request.method, request.rel_url,
+            request.headers, body_size, body_preview, status, delay, client_gone, sequence, step,
+        )  # fmt: skip
         self._next_id += 1
         self._entries.append(entry)
         return entry
