@@ -624,6 +624,8 @@ class WireRequestHandler(RequestHandler):
             message = f"{message}: at most {self.max_headers} header fields (raise it with --max-headers)\n"
         response = super().handle_error(request, status, exc, message)
         response.headers["Server"] = SERVER
+        # The text quotes the bytes it could not parse: never let a browser sniff it as HTML.
+        response.headers["X-Content-Type-Options"] = "nosniff"
         if isinstance(exc, BadHttpMethod) and (line := _QUOTED_LINE.search(message or "")):
             from .server_state import PREFLIGHT_METHODS  # server_state imports this module
 
