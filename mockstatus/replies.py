@@ -465,12 +465,11 @@ class WireRequestHandler(RequestHandler):
     HTTP again.
     """
 
-    __slots__ = ("_previous", "_head_timer", "_head_bytes", "_last_payload", "_counted", "head_parsed_at")
+    __slots__ = ("_previous", "_head_bytes", "_last_payload", "_counted", "head_parsed_at")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._previous = b""
-        self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0  # bytes of the next request's head received so far
         self._last_payload = None  # the body stream of the last request parsed
         self._counted = False  # counted in the server's open connections (--max-connections)
@@ -483,48 +482,40 @@ class WireRequestHandler(RequestHandler):
 
     # -- the header timeout (issue #9) ---------------------------------------------------
     #
-    # aiohttp has no timeout for reading a request's head: its keep-alive timer
+    # aiohttp has no timeout for reading a request's head; its keep-alive timer
     # (an hour by default) is the only one, so a client that drips its headers
-    # holds the connection that long.  This timer starts when the connection
-    # opens and again after each response, and stops when a whole head has
-    # been parsed.  When it fires, a client that sent part of a head gets a 408
-    # (no byte of a response is on the wire then) and the connection closes; a
-    # connection that sent nothing since is closed without a reply, as Apache
-    # does: a 408 there could be read as the answer to a request the client is
-    # sending at that moment (an idle keep-alive connection, a browser's
-    # preconnect).
+    # holds the connection that long.  WireRunner sets that timer to
+    # --header-timeout: it runs from the connection's start and from each
+    # response, and when it fires while the connection waits for a request,
+    # aiohttp closes it.  Here, if part of a head has arrived by then, a 408
+    # goes out first (no byte of a response is on the wire then).  A connection
+    # that sent nothing is closed without a reply, as Apache does: a 408 there
+    # could be read as the answer to a request sent at that moment (an idle
+    # keep-alive connection, a browser's preconnect).  Re-using aiohttp's timer
+    # costs the hot path nothing: it keeps one deadline per connection.
 
-    def connection_made(self, transport) -> None:
-        super().connection_made(transport)
-        self._arm_head_timer()
-
-    def _arm_head_timer(self) -> None:
-        self._disarm_head_timer()
-        timeout = getattr(self._manager, "header_timeout", 0.0)
-        if timeout > 0:
-            self._head_timer = self._loop.call_later(timeout, self._head_timed_out, timeout)
-
-    def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self, timeout: float) -> None:
-        self._head_timer = None
-        transport = self.transport
-        busy = self._messages or self._request_in_progress or self._upgraded or self._payload_parser is not None
-        if transport is None or transport.is_closing() or busy:
-            return
-        if self._head_bytes:
-            transport.write(
+    def _process_keepalive(self) -> None:
+        closing = (
+            self._head_bytes
+            and self._keepalive
+            and not self._force_close
+            and self.transport is not None
+            and self._waiter is not None
+            and not self._waiter.done()
+            and self._loop.time() >= self._next_keepalive_close_time
+        )
+        if closing:
+            self.transport.write(
                 plain_reply(
                     408, "Request Timeout",
-                    f"the request line and headers did not arrive within {format_seconds(timeout)} (--header-timeout)",
+                    "the request line and headers did not arrive within "
+                    f"{format_seconds(self._keepalive_timeout)} (--header-timeout)",
                 )  # fmt: skip
             )
-        self.force_close()
+        super()._process_keepalive()
 
-    async def finish_response(self, request, resp, start_time):
+    def finish_response(self, request, resp, start_time):
+        # Not async: it hands back aiohttp's coroutine, so no extra frame per request.
         if isinstance(resp, web.HTTPException) and not resp.prepared:
             # Raised by aiohttp's router for a target that is not a path
             # (CONNECT host:443, OPTIONS *): our Server header, and say why.
@@ -534,13 +525,9 @@ class WireRequestHandler(RequestHandler):
                     f"404 Not Found: request target {request.raw_path!r} is not a path; "
                     "mockstatus serves paths such as /status/418 (it is not a proxy)\n"
                 )
-        result = await super().finish_response(request, resp, start_time)
-        if not self._messages and self.transport is not None and not (self._force_close or self._close):
-            self._arm_head_timer()  # waiting for the next request's head
-        return result
+        return super().finish_response(request, resp, start_time)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm_head_timer()
         self._last_payload = None
         manager = self._manager
         if self._counted and manager is not None:
@@ -549,9 +536,8 @@ class WireRequestHandler(RequestHandler):
         super().connection_lost(exc)
 
     def _heads_parsed(self, added: int, data: bytes) -> None:
-        """``added`` requests were parsed: stop the header timer; answer HTTP/0.9 with 505."""
+        """``added`` requests were parsed: answer HTTP/0.9 with 505, close after HTTP/1.0 with TE."""
         self.head_parsed_at = time.monotonic()  # a delay counts from here (issue #4)
-        self._disarm_head_timer()
         first = len(self._messages) - added
         for index in range(first, len(self._messages)):
             message, payload = self._messages[index]
@@ -591,7 +577,6 @@ class WireRequestHandler(RequestHandler):
                 self._messages.append(_http09_error(data.rstrip(b"\r\n")))
                 if self._waiter is not None and not self._waiter.done():
                     self._waiter.set_result(None)
-                self._disarm_head_timer()
         if added > 0 and not self._upgraded and not (self._force_close or self._close):
             messages = list(self._messages)[-added:]
             last = messages[-1][0]
@@ -688,7 +673,6 @@ class _Refused(asyncio.Protocol):
 class _WireServer(web.Server):
     # Set by WireRunner from the settings.
     max_connections = 0
-    header_timeout = 0.0
     open_connections = 0
 
     def __call__(self) -> asyncio.Protocol:
@@ -750,6 +734,7 @@ class WireRunner(web.AppRunner):
         server.__class__ = _WireServer
         state = self._app.get(STATE)
         if state is not None:
-            server.header_timeout = state.settings.header_timeout
+            if state.settings.header_timeout > 0:  # 0: aiohttp's own keep-alive timeout (an hour)
+                server._kwargs["keepalive_timeout"] = state.settings.header_timeout
             server.max_connections = connection_limit(state.settings.max_connections)
         return server
