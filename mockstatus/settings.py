@@ -134,7 +134,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", _port, 8080, "port to listen on; 0 picks a free one"),
     Option("config", _text, None, "YAML file that overlays the default catalog"),
     Option("max_body_size", _size, 1024 * 1024, "largest request body read (bytes, 64k, 1m); above it: 413"),
-    Option("max_request_line", _limit_size, 8190, "longest request line (method, target, version) read; above it: 400"),
+    Option("max_request_line", _limit_size, 8190, "longest request target (path and query) read; above it: 400"),
     Option("max_header_size", _limit_size, 16384, "longest request header value read; above it: 400"),
     Option("max_headers", _count, 128, "most request header fields read; above it: 400"),
     Option("max_delay", _seconds, 300.0, "longest delay a request may ask for; above it: 400"),
@@ -146,7 +146,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("allowed_redirect_hosts", _hosts, (), "comma list of hosts an absolute location= may point to (empty: any)"),
     Option("upgrade_idle_timeout", _seconds, 30.0, "how long a raw upgraded (101) connection may stay idle"),
     Option("max_connections", _count_or_zero, 16384, "most connections open at once (0: no limit); above it: 503 and close"),
-    Option("header_timeout", _seconds, 10.0, "time to send a request's line and headers (0: no limit); then 408 and close"),
+    Option("header_timeout", _seconds, 10.0, "time a client has to send a request's line and headers (0: off); then 408 and close"),
     Option("log_format", _choice("text", "json"), "text", "log line format: text or json"),
     Option("access_log", _bool, False, "log every request (off by default for speed)", "switch"),
 )

@@ -13,6 +13,7 @@ test_bad_input.py; the default line and field limits are there too.)
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import time
 
@@ -483,3 +484,29 @@ def test_max_connections_zero_means_no_limit(make_live):
     finally:
         for sock in held:
             sock.close()
+
+
+# --- the README's limits table ---------------------------------------------------------------
+
+LIMIT_SETTINGS = {
+    "max_body_size", "max_request_line", "max_header_size", "max_headers", "header_timeout",
+    "max_connections", "max_delay", "journal_size", "max_sequences", "upgrade_idle_timeout",
+}  # fmt: skip
+
+
+def test_readme_limits_table_shows_each_limit_with_its_default_and_both_names():
+    from pathlib import Path
+
+    from mockstatus.settings import OPTIONS
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Limits and guarantees\n", 1)[1].split("\n### ", 1)[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| ")]
+    shown = {}
+    for _, default, names, beyond in rows[2:]:
+        flag, env = re.findall(r"`([^`]+)`", names)
+        (option,) = [o for o in OPTIONS if o.flag == flag]
+        assert option.env == env and beyond
+        assert option.parse(re.findall(r"`([^`]+)`", default)[0]) == option.default, (flag, default)
+        shown[option.name] = default
+    assert set(shown) == LIMIT_SETTINGS
