@@ -510,3 +510,66 @@ def test_readme_limits_table_shows_each_limit_with_its_default_and_both_names():
         assert option.parse(re.findall(r"`([^`]+)`", default)[0]) == option.default, (flag, default)
         shown[option.name] = default
     assert set(shown) == LIMIT_SETTINGS
+
+
+# --- the connection limit and the open-files limit ------------------------------------------
+
+
+def serve_with_files(soft: int, hard: int, *flags: str):
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:  # in the child, before exec
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockstatus", "serve", "--port", "0", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limit,
+    )  # fmt: skip
+    line = process.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    assert match, (line, process.stderr.read() if process.poll() is not None else "")
+    return process, int(match.group(1))
+
+
+def soft_files(pid: int) -> int:
+    for line in open(f"/proc/{pid}/limits"):
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError("no Max open files line")
+
+
+def test_open_files_limit_is_raised_to_fit_the_connection_limit():
+    process, _ = serve_with_files(256, 4096, "--max-connections", "1000")
+    try:
+        assert soft_files(process.pid) == 1000 + 64
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert stderr == ""
+
+
+def test_connection_limit_is_lowered_to_what_the_hard_limit_allows():
+    """Above the hard open-files limit, accept() would fail and clients would see resets:
+    the connection limit comes down to fit, with one warning, and the one over it gets a 503."""
+    import types
+
+    process, port = serve_with_files(128, 128, "--max-connections", "1000")
+    server = types.SimpleNamespace(host="127.0.0.1", port=port)
+    held = []
+    try:
+        for _ in range(128 - 64):
+            held.append(connect(server))
+            held[-1].sendall(request_bytes("/status/204"))
+            assert read_response(held[-1])[0].startswith(b"HTTP/1.1 204 ")
+        with connect(server) as sock:
+            sock.sendall(request_bytes("/status/204"))
+            head, body = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n") and b"64 connections are open" in body
+    finally:
+        for sock in held:
+            sock.close()
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert stderr == "mockstatus: the open-files limit (128) allows 64 connections, not --max-connections 1000\n"
