@@ -7,6 +7,8 @@ Runs, one after another, each starting its own server:
   held_connections.py 10,000 connections held in a 60 s delay: peak RSS, KiB each,
                       /status/200 latency meanwhile
   startup.py          process start to healthy, and the in-thread fixture's start
+  soak.py             200,000 mixed requests from 200 connections, every reply checked;
+                      the server's RSS and open fds back to the baseline
 
 ``--quick`` shortens each (fewer requests, shorter runs) for a smoke check;
 the README's figures come from the full run.
@@ -26,12 +28,14 @@ FULL = (
     ("delay_accuracy.py", []),
     ("held_connections.py", []),
     ("startup.py", []),
+    ("soak.py", []),
 )
 QUICK = (
     ("throughput.py", ["--duration", "2"]),
     ("delay_accuracy.py", ["--requests", "200", "--delay", "300ms"]),
     ("held_connections.py", ["--connections", "1000", "--delay", "3s"]),
     ("startup.py", ["--runs", "3"]),
+    ("soak.py", ["--requests", "20000", "--connections", "100"]),
 )
 
 
