@@ -573,3 +573,22 @@ def test_connection_limit_is_lowered_to_what_the_hard_limit_allows():
         process.terminate()
         _, stderr = process.communicate(timeout=10)
     assert stderr == "mockstatus: the open-files limit (128) allows 64 connections, not --max-connections 1000\n"
+
+
+# --- bytes that are not UTF-8 ------------------------------------------------------------------
+
+
+def test_body_given_as_non_utf8_header_bytes_goes_back_as_sent(live):
+    """aiohttp hands such bytes over as surrogates; encoding them strictly was a 500."""
+    raw = b"GET /status/200 HTTP/1.1\r\nHost: x\r\nX-Mockstatus-Body: caf\xe9 \xff\xfe\r\nConnection: close\r\n\r\n"
+    line, head, body, _ = answer(live, raw)
+    assert line == b"HTTP/1.1 200 OK" and body == b"caf\xe9 \xff\xfe"
+    healthy(live)
+
+
+@pytest.mark.parametrize("header", [b"X-Mockstatus-Response-X-A: \xff", b"X-Mockstatus-Location: /\xff"])
+def test_non_utf8_bytes_for_a_response_header_are_a_400_naming_them(live, header):
+    """aiohttp would drop the byte from the response header without a word."""
+    raw = b"GET /status/302 HTTP/1.1\r\nHost: x\r\n" + header + b"\r\nConnection: close\r\n\r\n"
+    line, _, body, _ = answer(live, raw)
+    assert line == b"HTTP/1.1 400 Bad Request" and b"\\udcff" in body
