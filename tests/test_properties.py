@@ -441,7 +441,7 @@ def check_reply(server, code: int, expected: Expected, method: str, reply: Reply
         assert reply.status == 101 and reply.header("Connection") == "Upgrade", reply.raw[:300]
         return
     assert (reply.status, reply.reason) == (code, info.reason), reply.raw[:300]
-    assert reply.header("Server", ).startswith("mockstatus/")
+    assert reply.header("Server").startswith("mockstatus/")
     if kind == "close":
         assert reply.header("Connection") == "close"
     # Headers: the catalog's, each name replaced by header= (in order), location=/retry_after=.
