@@ -12,7 +12,7 @@ from multidict import CIMultiDict
 
 from .catalog import Catalog, StatusInfo
 from .render import error_body, negotiate_format
-from .replies import BASE_HEADERS, Replies
+from .replies import BASE_HEADERS, EXPOSED, Replies
 from .settings import Settings
 from .state import JOURNAL_BODY_PREVIEW, Journal, Sequences
 
@@ -68,6 +68,7 @@ class ServerState:
         """Echo the caller's Origin so credentialed fetch() works too."""
         headers["Access-Control-Allow-Origin"] = request.headers["Origin"]
         headers["Access-Control-Allow-Credentials"] = "true"
+        headers["Access-Control-Expose-Headers"] = EXPOSED
         headers["Vary"] = headers.get("Vary", "") + (", Origin" if "Vary" in headers else "Origin")
 
     def preflight(self, request: web.BaseRequest) -> web.Response:

@@ -116,7 +116,7 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     text = request.match_info["codes"]
     info = state.immediate.get(text)
-    if info is not None and request.method != "OPTIONS" and not request.body_exists and not has_options(request):
+    if info is not None and _plain(request):
         return _immediate(request, state, info)
     try:
         options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
@@ -136,6 +136,42 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
     except BadRequest as exc:
         return state.error(request, exc.status, exc.message)
     return await deliver(request, state, code, options, extra=extra, body_size=body_size, preview=preview)
+
+
+def _plain(request: web.BaseRequest) -> bool:
+    """No options, no body, no preflight, no Expect: the precomputed reply is the whole answer."""
+    return (
+        request.method != "OPTIONS"
+        and not request.body_exists
+        and "Expect" not in request.headers  # the app's expect handler answers it (417 or 100)
+        and not has_options(request)
+    )
+
+
+def immediate_first(state: ServerState, app_handler):
+    """The connection's request handler: plain ``/status/NNN`` before the router.
+
+    aiohttp's router walks the route table (~2 µs a request with ours) and the
+    app wraps each handler call; a plain catalog code needs neither, so it is
+    answered here and everything else goes to the app unchanged.  Neither
+    branch adds a coroutine frame to a request that waits (held delays keep
+    their memory, issue #4).
+    """
+    immediate = state.immediate
+
+    def handle(request: web.BaseRequest):
+        path = request.raw_path  # with the query: a query makes it longer than 11
+        if len(path) == 11 and path.startswith("/status/"):
+            info = immediate.get(path[8:])
+            if info is not None and _plain(request):
+                return _ready(_immediate(request, state, info))
+        return app_handler(request)
+
+    return handle
+
+
+async def _ready(response: web.StreamResponse) -> web.StreamResponse:
+    return response
 
 
 def _immediate(request: web.Request, state: ServerState, info: StatusInfo) -> web.Response:

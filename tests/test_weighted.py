@@ -121,6 +121,7 @@ def test_head_and_other_methods_pick_too(live):
 
 
 def test_choice_header_is_exposed_to_browsers(session, live):
+    session.headers["Origin"] = "http://app.test"
     response = pick(session, live, "200,201", seed=3)
     assert "X-Mockstatus-Choice" in [h.strip() for h in response.headers["Access-Control-Expose-Headers"].split(",")]
 
