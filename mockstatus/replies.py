@@ -393,6 +393,11 @@ async def send_websocket_echo(request: web.Request) -> web.StreamResponse:
 # --- the connection protocol: keep the bytes behind a raw ``Upgrade`` -------------------
 
 
+_HTTP09 = HttpVersion(0, 9)
+_HTTP10 = HttpVersion(1, 0)
+_HTTP11 = HttpVersion(1, 1)
+
+
 def _has_body(message) -> bool:
     if getattr(message, "chunked", False):
         return True
@@ -537,51 +542,56 @@ class WireRequestHandler(RequestHandler):
         super().connection_lost(exc)
 
     def _heads_parsed(self, added: int, data: bytes) -> None:
-        """``added`` requests were parsed: answer HTTP/0.9 with 505, close after HTTP/1.0 with TE."""
+        """``added`` requests were parsed: answer HTTP/0.9 with 505, close after HTTP/1.0 with TE.
+
+        Runs once per request, so it compares prebuilt versions and reads
+        fields directly (issue #8: the hot path).
+        """
         self.head_parsed_at = time.monotonic()  # a delay counts from here (issue #4)
-        first = len(self._messages) - added
-        for index in range(first, len(self._messages)):
-            message, payload = self._messages[index]
+        messages = self._messages
+        count = len(messages)
+        for index in range(count - added, count):
+            message, payload = messages[index]
             self._last_payload = payload
             version = getattr(message, "version", None)
-            if version == HttpVersion(0, 9):
+            if version is None or version == _HTTP11:
+                continue
+            if version == _HTTP09:
                 # llhttp reads "GET /x\r\n\r\n" as HTTP/0.9; aiohttp would answer it
                 # with an "HTTP/0.9 200 OK" status line, which no version has.
-                self._messages[index] = _http09_error(f"{message.method} {message.path}".encode("utf-8", "surrogateescape"))
-            elif version == HttpVersion(1, 0) and "Transfer-Encoding" in message.headers and not message.should_close:
+                messages[index] = _http09_error(f"{message.method} {message.path}".encode("utf-8", "surrogateescape"))
+            elif version == _HTTP10 and "Transfer-Encoding" in message.headers and not message.should_close:
                 # RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
                 # framing (a 1.0 proxy in front may have read it differently): answer
                 # it, then close, so nothing behind it is read as a request (smuggling).
-                self._messages[index] = (message._replace(should_close=True), payload)
+                messages[index] = (message._replace(should_close=True), payload)
         # The start of a pipelined head behind the last one (one without a body,
         # so whatever follows its blank line is the next head).
-        last = self._messages[-1][0]
-        partial = hasattr(last, "headers") and not _has_body(last) and not data.endswith(b"\r\n\r\n")
-        self._head_bytes = 1 if partial else 0
+        if data.endswith(b"\r\n\r\n"):
+            self._head_bytes = 0
+        else:
+            last = messages[-1][0]
+            self._head_bytes = 1 if hasattr(last, "headers") and not _has_body(last) else 0
 
     def data_received(self, data: bytes) -> None:
         if self._upgraded or self._payload_parser is not None:
             super().data_received(data)
             return
         # Bytes that arrive while the last request's body is still coming are body, not a head.
-        in_body = self._last_payload is not None and not self._last_payload.is_eof()
-        queued = len(self._messages)
+        last_payload = self._last_payload
+        in_body = last_payload is not None and not last_payload.is_eof()
+        messages = self._messages
+        queued = len(messages)
         super().data_received(data)
-        added = len(self._messages) - queued
+        added = len(messages) - queued
         if added > 0:
             self._heads_parsed(added, data)
-        elif data and not in_body and not (self._force_close or self._close):
-            self._head_bytes += len(data)
-            if self._head_bytes == len(data) and _HTTP09_LINE.fullmatch(data):
-                # A real HTTP/0.9 client sends "GET /\r\n" and waits; llhttp waits
-                # for more, so answer now (the 505 goes out as HTTP/1.x).
-                self._messages.append(_http09_error(data.rstrip(b"\r\n")))
-                if self._waiter is not None and not self._waiter.done():
-                    self._waiter.set_result(None)
-        if added > 0 and not self._upgraded and not (self._force_close or self._close):
-            messages = list(self._messages)[-added:]
-            last = messages[-1][0]
-            if getattr(last, "upgrade", False) and not any(_has_body(m) for m, _ in messages if hasattr(m, "headers")):
+            if (
+                getattr(messages[-1][0], "upgrade", False)
+                and not self._upgraded
+                and not (self._force_close or self._close)
+                and not any(_has_body(m) for m, _ in messages[-added:] if hasattr(m, "headers"))
+            ):
                 # The request's head may have started in the previous read, so
                 # its blank line may straddle the two: look from 3 bytes back.
                 carry = self._previous[-3:]
@@ -589,6 +599,14 @@ class WireRequestHandler(RequestHandler):
                 if tail is not None and len(tail) <= len(data):
                     self._upgraded = True
                     self._message_tail = tail
+        elif data and not in_body and not (self._force_close or self._close):
+            self._head_bytes += len(data)
+            if self._head_bytes == len(data) and _HTTP09_LINE.fullmatch(data):
+                # A real HTTP/0.9 client sends "GET /\r\n" and waits; llhttp waits
+                # for more, so answer now (the 505 goes out as HTTP/1.x).
+                messages.append(_http09_error(data.rstrip(b"\r\n")))
+                if self._waiter is not None and not self._waiter.done():
+                    self._waiter.set_result(None)
         self._previous = data
 
     def handle_error(self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None):
