@@ -160,7 +160,7 @@ class Journal:
     """A bounded ring buffer of requests (oldest dropped first)."""
 
     def __init__(self, size: int) -> None:
-        self._entries: collections.deque[JournalEntry] = collections.deque(maxlen=size)
+        self._entries: collections.deque[tuple] = collections.deque(maxlen=size)
         self._next_id = 1
 
     def record(
@@ -174,14 +174,26 @@ class Journal:
         client_gone: bool = False,
         sequence: str | None = None,
         step: int | None = None,
-    ) -> JournalEntry:
-        entry = JournalEntry(
-            self._next_id, time.time(), request._transport_peername, request.method, request.rel_url,
-            request.headers, body_size, body_preview, status, delay, client_gone, sequence, step,
+    ) -> None:
+        # A plain tuple: the cheapest thing to build on every request (issue #8);
+        # ``query`` makes JournalEntry objects of the few that are read.
+        self._entries.append(
+            (
+                self._next_id, time.time(), request._transport_peername, request.method, request.rel_url,
+                request.headers, body_size, body_preview, status, delay, client_gone, sequence, step,
+            )
         )  # fmt: skip
         self._next_id += 1
-        self._entries.append(entry)
-        return entry
+
+    def record_plain(self, request, status: int) -> None:
+        """``record`` for a reply with no body, delay or sequence: the hot path."""
+        self._entries.append(
+            (
+                self._next_id, time.time(), request._transport_peername, request.method, request.rel_url,
+                request.headers, 0, b"", status, 0.0, False, None, None,
+            )
+        )  # fmt: skip
+        self._next_id += 1
 
     def clear(self) -> None:
         self._entries.clear()
@@ -198,7 +210,8 @@ class Journal:
         since: float | None = None,
     ) -> list[JournalEntry]:
         found = []
-        for entry in self._entries:
+        for fields in self._entries:
+            entry = JournalEntry(*fields)
             if path is not None and entry.path != path:
                 continue
             if method is not None and entry.method != method.upper():

@@ -190,7 +190,7 @@ def _immediate(request: web.Request, state: ServerState, info: StatusInfo) -> we
         state.cors(request, response_headers)
     else:
         response_headers = prepared.headers
-    state.journal.record(request, info.code)
+    state.journal.record_plain(request, info.code)
     return web.Response(status=info.code, reason=info.reason, body=prepared.body, headers=response_headers)
 
 
