@@ -62,10 +62,13 @@ class Options:
     def random(self) -> random.Random:
         """A seeded generator when ``?seed=`` was given, so picks repeat."""
         if self.rng is None:
-            self.rng = random.Random(self.seed) if self.seed is not None else random.Random()
+            # Unseeded picks share one generator: a Random() per request costs a
+            # urandom read and ~2.5 KiB (benchmarks/throughput.py).
+            self.rng = random.Random(self.seed) if self.seed is not None else _SHARED_RANDOM
         return self.rng
 
 
+_SHARED_RANDOM = random.Random()
 NO_OPTIONS = Options()
 
 _SEED = re.compile(r"-?[0-9]{1,18}", re.ASCII)

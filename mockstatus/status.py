@@ -9,6 +9,8 @@ precomputed in ``Replies``.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import logging
 import math
 import re
@@ -72,6 +74,14 @@ def parse_choices(text: str) -> list[tuple[int, float]]:
     return choices
 
 
+@functools.lru_cache(maxsize=256)
+def weighted_choices(text: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Codes and cumulative weights of a list, parsed once per distinct list
+    (a load test repeats the same few URLs; a bad list raises and is not cached)."""
+    choices = parse_choices(text)
+    return tuple(code for code, _ in choices), tuple(itertools.accumulate(weight for _, weight in choices))
+
+
 def parse_sequence(text: str) -> tuple[int, ...]:
     """``503*2,200`` -> (503, 503, 200)."""
     codes: list[int] = []
@@ -127,10 +137,12 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
         if CODE_PATTERN.fullmatch(text):
             code = int(text)
         elif "," in text or ":" in text:
-            choices = parse_choices(text)
-            codes = [c for c, _ in choices]
-            code = options.random().choices(codes, weights=[w for _, w in choices])[0]
+            codes, cumulative = weighted_choices(text)
+            code = options.random().choices(codes, cum_weights=cumulative)[0]
             extra = [("X-Mockstatus-Choice", str(code))]
+            info = state.immediate.get(str(code))
+            if info is not None and options is NO_OPTIONS and not body_size:
+                return _immediate(request, state, info, extra)
         else:
             raise BadRequest(f"bad code {text!r}: expected {CODE_FORM}, e.g. /status/418, or a list /status/200,503:2")
     except BadRequest as exc:
@@ -174,7 +186,9 @@ async def _ready(response: web.StreamResponse) -> web.StreamResponse:
     return response
 
 
-def _immediate(request: web.Request, state: ServerState, info: StatusInfo) -> web.Response:
+def _immediate(
+    request: web.Request, state: ServerState, info: StatusInfo, extra: list[tuple[str, str]] | None = None
+) -> web.Response:
     """The hot path: a catalog code asked for with no options, no body and no delay.
 
     Everything but the negotiation is precomputed, and nothing awaits, so the
@@ -185,9 +199,12 @@ def _immediate(request: web.Request, state: ServerState, info: StatusInfo) -> we
     fmt = negotiate_format(headers.get("Accept"))
     lang = negotiate_lang(headers.get("Accept-Language")) if "Accept-Language" in headers else "en"
     prepared = state.replies.prepared(info.code, fmt, lang)
-    if "Origin" in headers:
+    if extra or "Origin" in headers:
         response_headers = CIMultiDict(prepared.headers)
-        state.cors(request, response_headers)
+        if extra:
+            response_headers.extend(extra)
+        if "Origin" in headers:
+            state.cors(request, response_headers)
     else:
         response_headers = prepared.headers
     state.journal.record_plain(request, info.code)
