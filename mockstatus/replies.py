@@ -21,7 +21,7 @@ import time
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
-from aiohttp.http_parser import HttpVersion
+from aiohttp.http_parser import HttpVersion, HttpVersion11
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -582,8 +582,19 @@ class WireRequestHandler(RequestHandler):
         in_body = last_payload is not None and not last_payload.is_eof()
         messages = self._messages
         queued = len(messages)
-        super().data_received(data)
+        RequestHandler.data_received(self, data)
         added = len(messages) - queued
+        if added == 1:
+            message, payload = messages[-1]
+            if getattr(message, "version", None) is HttpVersion11 and not message.upgrade:
+                # The common case, kept short (issue #8): one HTTP/1.1 request, nothing
+                # to rewrite, nothing to keep for an upgrade.  (llhttp hands out the
+                # HttpVersion11 constant, so identity is the test.)
+                self.head_parsed_at = time.monotonic()
+                self._last_payload = payload
+                self._head_bytes = 0 if data.endswith(b"\r\n\r\n") or _has_body(message) else 1
+                self._previous = data
+                return
         if added > 0:
             self._heads_parsed(added, data)
             if (
