@@ -9,7 +9,6 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from _common import ROOT, free_port, start_mockstatus, stop, wait_http
 

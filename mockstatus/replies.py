@@ -184,12 +184,6 @@ def write_interim(request: web.BaseRequest, status: int, reason: str, headers=()
     return True
 
 
-def close_connection(request: web.BaseRequest) -> None:
-    transport = request.transport
-    if transport is not None:
-        transport.close()
-
-
 def send_headerless(request: web.BaseRequest, body: bytes) -> None:
     """The '600' reply: body bytes with no status line or headers, then close."""
     transport = _transport(request)

@@ -25,7 +25,6 @@ from .render import negotiate_format, negotiate_lang
 from .replies import (
     WEBSOCKET_VERSION,
     RawReply,
-    close_connection,
     response_body,
     response_headers,
     send_fault,

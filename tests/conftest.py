@@ -16,6 +16,8 @@ import sys
 import types
 from pathlib import Path
 
+import logging
+
 import pytest
 
 from mockstatus.server_thread import serve_in_thread
@@ -95,3 +97,21 @@ def wheel_venv(tmp_path_factory):
     (wheel,) = (where / "dist").glob("mockstatus-*.whl")
     bin_dir = where / "venv" / "bin"
     return types.SimpleNamespace(wheel=wheel, venv=where / "venv", bin=bin_dir, python=bin_dir / "python")
+
+
+@pytest.fixture
+def no_server_errors(caplog):
+    """Fail the test if the server logged an error or a traceback.
+
+    Bad input must get a 4xx, never a crash in the log (issue #2, #9); modules
+    that send it use this with ``pytestmark = pytest.mark.usefixtures(...)``.
+    """
+    caplog.set_level(logging.DEBUG, logger="mockstatus")
+    caplog.set_level(logging.WARNING)
+    yield
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    loud = [
+        r for r in records
+        if r.name.startswith(("aiohttp", "mockstatus", "asyncio")) and (r.levelno >= logging.ERROR or r.exc_info)
+    ]  # fmt: skip
+    assert not loud, [r.getMessage() for r in loud]

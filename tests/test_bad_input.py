@@ -6,35 +6,21 @@ server logged no error (``caplog`` sees the server thread's records).
 
 from __future__ import annotations
 
-import http.client
 import json
-import logging
 
 import pytest
 
 from mockstatus import __version__
 from mockstatus.catalog import CODE_FORM
-from wire import exchange, request_bytes
+from wire import exchange, http_request, request_bytes
 
 
-@pytest.fixture(autouse=True)
-def no_error_logged(caplog):
-    caplog.set_level(logging.WARNING)
-    yield
-    records = caplog.get_records("setup") + caplog.get_records("call")
-    errors = [r for r in records if r.levelno >= logging.ERROR and r.name.startswith(("aiohttp", "mockstatus"))]
-    assert not errors, [r.getMessage() for r in errors]
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 def request(server, target: str, method: str = "GET", headers: dict | None = None, body: bytes | None = None):
-    """http.client sends the target as given (no re-quoting), like curl does."""
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
-    try:
-        conn.request(method, target, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.headers, response.read().decode("utf-8")
-    finally:
-        conn.close()
+    status, response_headers, data = http_request(server, target, method, headers, body)
+    return status, response_headers, data.decode("utf-8")
 
 
 def assert_names(status: int, body: str, *fragments: str, expected: int = 400) -> None:

@@ -12,7 +12,6 @@ test_bad_input.py; the default line and field limits are there too.)
 
 from __future__ import annotations
 
-import logging
 import re
 import socket
 import time
@@ -25,16 +24,7 @@ from wire import connect, read_response, read_to_end, request_bytes
 SERVER = f"Server: mockstatus/{__version__}".encode()
 
 
-@pytest.fixture(autouse=True)
-def no_error_logged(caplog):
-    caplog.set_level(logging.WARNING)
-    yield
-    records = caplog.get_records("setup") + caplog.get_records("call")
-    loud = [
-        r for r in records
-        if r.name.startswith(("aiohttp", "mockstatus", "asyncio")) and (r.levelno >= logging.ERROR or r.exc_info)
-    ]  # fmt: skip
-    assert not loud, [r.getMessage() for r in loud]
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 def healthy(server) -> None:

@@ -28,7 +28,6 @@ import html
 import html.parser
 import itertools
 import json
-import logging
 import os
 import re
 import socket
@@ -535,17 +534,7 @@ def check_bad(reply: Reply, bad: Bad, method: str = "GET") -> None:
 # --- the server log ------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def quiet_log(caplog):
-    caplog.set_level(logging.DEBUG, logger="mockstatus")
-    caplog.set_level(logging.WARNING)
-    yield
-    records = caplog.get_records("setup") + caplog.get_records("call")
-    loud = [
-        r for r in records
-        if r.name.startswith(("aiohttp", "mockstatus", "asyncio")) and (r.levelno >= logging.ERROR or r.exc_info)
-    ]  # fmt: skip
-    assert not loud, [r.getMessage() for r in loud]
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 # --- strategies ----------------------------------------------------------------------------

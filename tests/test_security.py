@@ -14,7 +14,6 @@ test_properties.py.
 
 from __future__ import annotations
 
-import http.client
 import re
 import subprocess
 import sys
@@ -22,20 +21,10 @@ from urllib.parse import quote
 
 import pytest
 
-from wire import exchange
+from wire import exchange, http_request
 
 MARKUP = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-
-
-def get(server, target: str, headers: dict | None = None, method: str = "GET"):
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
-    try:
-        conn.request(method, target, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.headers, response.read()
-    finally:
-        conn.close()
 
 
 # --- nothing from the request becomes markup ----------------------------------------------------
@@ -60,7 +49,7 @@ HTML_ERRORS = [
 
 @pytest.mark.parametrize("target,status", [c[1:] for c in HTML_ERRORS], ids=[f"html/{c[0]}" for c in HTML_ERRORS])
 def test_html_error_pages_escape_the_value_they_name(live, target, status):
-    code, headers, body = get(live, target, {"Accept": "text/html"})
+    code, headers, body = http_request(live, target, headers={"Accept": "text/html"})
     assert code == status, body
     assert headers["Content-Type"] == "text/html; charset=utf-8"
     text = body.decode()
@@ -68,7 +57,7 @@ def test_html_error_pages_escape_the_value_they_name(live, target, status):
 
 
 def test_html_error_escapes_a_value_given_in_a_header(live):
-    code, _, body = get(live, "/status/200", {"Accept": "text/html", "X-Mockstatus-Delay": MARKUP})
+    code, _, body = http_request(live, "/status/200", headers={"Accept": "text/html", "X-Mockstatus-Delay": MARKUP})
     assert code == 400 and "<script" not in body.decode() and "&lt;script&gt;" in body.decode()
 
 
@@ -83,7 +72,7 @@ def test_parser_errors_are_plain_text_that_is_never_sniffed(live):
 
 def test_html_status_page_does_not_depend_on_the_request(live):
     """The per-code HTML page is the catalog's: request headers, query and cookies change no byte."""
-    _, _, plain = get(live, "/status/418", {"Accept": "text/html"})
+    _, _, plain = http_request(live, "/status/418", headers={"Accept": "text/html"})
     noisy = {
         "Accept": "text/html",
         "Referer": f"http://x.test/{MARKUP}",
@@ -92,7 +81,7 @@ def test_html_status_page_does_not_depend_on_the_request(live):
         "X-Forwarded-Host": MARKUP,
         "Origin": "http://page.test",
     }
-    _, headers, body = get(live, "/status/418?seed=1", noisy)
+    _, headers, body = http_request(live, "/status/418?seed=1", headers=noisy)
     assert body == plain and b"<script" not in body
     assert headers["Content-Type"] == "text/html; charset=utf-8"
 
@@ -108,19 +97,19 @@ def test_html_status_page_does_not_depend_on_the_request(live):
     ids=["body", "body+content-type-header", "body+content-type-as-headers", "json-accept"],
 )
 def test_a_body_from_the_request_is_always_served_as_text(live, target, headers):
-    code, response_headers, body = get(live, target, headers)
+    code, response_headers, body = http_request(live, target, headers=headers)
     assert body == MARKUP.encode()
     assert response_headers["Content-Type"] == "text/plain; charset=utf-8"  # never text/html
 
 
 def test_browser_page_does_not_reflect_the_request(live):
     """The page at / is rendered once from the catalog: the same bytes whatever the request says."""
-    _, _, plain = get(live, "/?lang=en")
+    _, _, plain = http_request(live, "/?lang=en")
     for headers in (
         {"Host": f"{MARKUP}.test", "Referer": MARKUP, "User-Agent": MARKUP, "Cookie": f"x={MARKUP}"},
         {"X-Forwarded-Host": MARKUP, "X-Forwarded-Proto": "javascript", "Accept-Language": MARKUP},
     ):
-        code, response_headers, body = get(live, "/?lang=en", headers)
+        code, response_headers, body = http_request(live, "/?lang=en", headers=headers)
         assert code == 200 and body == plain
         assert "script-src 'self'" in response_headers["Content-Security-Policy"]
     assert b"<script>alert" not in plain
@@ -143,13 +132,13 @@ REFUSED_LOCATIONS = [
 
 @pytest.mark.parametrize("location", ALLOWED_LOCATIONS)
 def test_location_accepts_paths_and_http_urls(live, location):
-    code, headers, _ = get(live, f"/status/302?location={quote(location, safe='')}")
+    code, headers, _ = http_request(live, f"/status/302?location={quote(location, safe='')}")
     assert code == 302 and headers["Location"] == location.encode().decode("latin-1")
 
 
 @pytest.mark.parametrize("location", REFUSED_LOCATIONS, ids=[repr(x) for x in REFUSED_LOCATIONS])
 def test_location_refuses_everything_else_naming_it(live, location):
-    code, headers, body = get(live, f"/status/302?location={quote(location, safe='')}")
+    code, headers, body = http_request(live, f"/status/302?location={quote(location, safe='')}")
     assert code == 400 and "Location" not in headers and "Set-Cookie" not in headers
     assert repr(location) in body.decode() and "bad location" in body.decode()
 
@@ -172,14 +161,14 @@ def test_every_way_to_set_a_location_is_checked(live, how, location):
         target += "?header=" + quote(f"Refresh:0; url={location}", safe="")
     else:
         headers["X-Mockstatus-Response-Refresh"] = f"5;URL='{location}'"
-    code, response_headers, body = get(live, target, headers)
+    code, response_headers, body = http_request(live, target, headers=headers)
     assert code == 400, body
     assert repr(location) in body.decode()
     assert "Refresh" not in response_headers
 
 
 def test_refresh_with_a_path_is_fine(live):
-    code, headers, _ = get(live, "/status/200?header=" + quote("Refresh:0; url=/status/204", safe=""))
+    code, headers, _ = http_request(live, "/status/200?header=" + quote("Refresh:0; url=/status/204", safe=""))
     assert code == 200 and headers["Refresh"] == "0; url=/status/204"
 
 
@@ -197,7 +186,7 @@ def narrowed(request):
     ["http://good.test/x", "HTTPS://GOOD.TEST", "https://user@good.test:8443/", "http://127.0.0.2:9/", "/relative/is/always/fine"],
 )
 def test_allowed_redirect_hosts_lets_its_hosts_through(narrowed, location):
-    code, headers, _ = get(narrowed, f"/status/302?location={quote(location, safe='')}")
+    code, headers, _ = http_request(narrowed, f"/status/302?location={quote(location, safe='')}")
     assert code == 302 and headers["Location"] == location
 
 
@@ -217,19 +206,19 @@ def test_allowed_redirect_hosts_lets_its_hosts_through(narrowed, location):
     ],
 )
 def test_allowed_redirect_hosts_refuses_other_hosts_naming_them(narrowed, location, host):
-    code, headers, body = get(narrowed, f"/status/302?location={quote(location, safe='')}")
+    code, headers, body = http_request(narrowed, f"/status/302?location={quote(location, safe='')}")
     assert code == 400 and "Location" not in headers
     assert f"host {host!r} is not allowed; allowed hosts: good.test, 127.0.0.2" in body.decode()
 
 
 def test_allowed_redirect_hosts_also_covers_header_option(narrowed):
-    code, _, body = get(narrowed, "/status/302?header=" + quote("Location:http://evil.test/", safe=""))
+    code, _, body = http_request(narrowed, "/status/302?header=" + quote("Location:http://evil.test/", safe=""))
     assert code == 400 and "'evil.test' is not allowed" in body.decode()
 
 
 def test_catalog_locations_are_the_operators_and_not_narrowed(narrowed):
     # 305's catalog Location is absolute, to a host not on the list: the check is for request input.
-    code, headers, _ = get(narrowed, "/status/305")
+    code, headers, _ = http_request(narrowed, "/status/305")
     assert code == 305 and headers["Location"] == "http://127.0.0.1:8080/"
 
 

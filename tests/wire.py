@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 
@@ -130,3 +131,15 @@ def read_to_end(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, str]:
         if not chunk:
             return b"".join(chunks), "close"
         chunks.append(chunk)
+
+
+def http_request(server, target: str, method: str = "GET", headers: dict | None = None, body: bytes | None = None):
+    """One request with http.client, which sends the target as given (no
+    re-quoting, like curl); returns (status, headers, body bytes)."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        conn.close()
