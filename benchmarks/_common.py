@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -40,6 +41,22 @@ def start_mockstatus(port: int, *args: str, **popen) -> subprocess.Popen:
         [sys.executable, "-m", "mockstatus", "serve", "--port", str(port), *args],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen,
     )  # fmt: skip
+
+
+def start_listening(*flags: str, **popen) -> tuple[subprocess.Popen, str, str, int]:
+    """``mockstatus serve --port 0`` as a subprocess; returns it, its base URL, host and port
+    (read from the "mockstatus listening on http://HOST:PORT" line it prints)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockstatus", "serve", "--port", "0", *flags],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, **popen,
+    )  # fmt: skip
+    line = process.stdout.readline()
+    match = re.search(r"(http://([^:/\s]+):(\d+))", line)
+    if match is None:
+        process.kill()
+        stderr = process.stderr.read() if process.stderr else ""
+        raise SystemExit(f"server did not start: {line!r} {stderr}".rstrip())
+    return process, match.group(1), match.group(2), int(match.group(3))
 
 
 def stop(process: subprocess.Popen) -> None:

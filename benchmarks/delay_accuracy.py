@@ -19,9 +19,7 @@ import argparse
 import asyncio
 import gc
 import os
-import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,23 +29,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import start_listening  # noqa: E402
 from mockstatus.durations import format_seconds, parse_duration  # noqa: E402
-
-
-def start_server(*flags: str) -> tuple[subprocess.Popen, str]:
-    """``mockstatus --port 0`` as a subprocess; returns it and its base URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mockstatus", "serve", "--port", "0", *flags],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stdout.readline()  # "mockstatus listening on http://127.0.0.1:PORT"
-    match = re.search(r"(http://\S+)", line)
-    if match is None:
-        process.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return process, match.group(1)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -125,7 +108,7 @@ def main() -> int:
     except ImportError:
         loop_factory = None
 
-    process, base_url = start_server()
+    process, base_url, _, _ = start_listening()
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             rounds = runner.run(measure(base_url, args.requests, args.delay, delay, args.rounds))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import resource
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import start_listening  # noqa: E402
 from mockstatus.durations import format_seconds, parse_duration  # noqa: E402
 
 REQUEST = "GET /status/200?delay={delay} HTTP/1.1\r\nHost: bench\r\n\r\n"
@@ -47,19 +47,8 @@ def start_server(files: int) -> tuple[subprocess.Popen, str, int]:
     def limit() -> None:  # runs in the child before exec
         resource.setrlimit(resource.RLIMIT_NOFILE, (files, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mockstatus", "serve", "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        preexec_fn=limit,
-    )
-    line = process.stdout.readline()  # "mockstatus listening on http://127.0.0.1:PORT"
-    match = re.search(r"http://([^:/]+):(\d+)", line)
-    if match is None:
-        process.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return process, match.group(1), int(match.group(2))
+    process, _, host, port = start_listening(preexec_fn=limit)
+    return process, host, port
 
 
 def memory_kib(pid: int) -> dict[str, int]:

@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import start_listening  # noqa: E402
 from mockstatus.catalog import FAULTS, load_catalog  # noqa: E402
 
 TIMEOUT = 10.0  # per request: longer means the server hung
@@ -335,19 +336,6 @@ class Stats:
 # --- the server and /proc -------------------------------------------------------------------------
 
 
-def start_server() -> tuple[subprocess.Popen, str, int]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mockstatus", "serve", "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    line = process.stdout.readline()
-    match = re.search(r"http://([^:/]+):(\d+)", line)
-    if match is None:
-        process.kill()
-        raise SystemExit(f"server did not start: {line!r} {process.stderr.read()}")
-    return process, match.group(1), int(match.group(2))
-
-
 def sample(pid: int) -> dict[str, int]:
     found = {"fds": len(os.listdir(f"/proc/{pid}/fd"))}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -417,7 +405,7 @@ class Result:
 
 def soak(requests: int, connections: int, seed: int = 1, warmup: int | None = None) -> Result:
     plan = Plan()
-    process, host, port = start_server()
+    process, _, host, port = start_listening(stderr=subprocess.PIPE)
     try:
         import uvloop
 
