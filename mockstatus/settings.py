@@ -154,27 +154,33 @@ OPTIONS: tuple[Option, ...] = (
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
 
+def _default(name: str) -> Any:
+    return OPTIONS_BY_NAME[name].default
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    config: str | None = None
-    max_body_size: int = 1024 * 1024
-    max_request_line: int = 8190
-    max_header_size: int = 16384
-    max_headers: int = 128
-    max_delay: float = 300.0
-    default_delay: float = 0.0
-    shutdown_grace: float = 5.0
-    journal_size: int = 1000
-    max_sequences: int = 1000
-    admin_token: str | None = None
-    allowed_redirect_hosts: tuple[str, ...] = ()
-    upgrade_idle_timeout: float = 30.0
-    max_connections: int = 16384
-    header_timeout: float = 10.0
-    log_format: str = "text"
-    access_log: bool = False
+    """The settings a server runs with; defaults come from OPTIONS (one place)."""
+
+    host: str = _default("host")
+    port: int = _default("port")
+    config: str | None = _default("config")
+    max_body_size: int = _default("max_body_size")
+    max_request_line: int = _default("max_request_line")
+    max_header_size: int = _default("max_header_size")
+    max_headers: int = _default("max_headers")
+    max_delay: float = _default("max_delay")
+    default_delay: float = _default("default_delay")
+    shutdown_grace: float = _default("shutdown_grace")
+    journal_size: int = _default("journal_size")
+    max_sequences: int = _default("max_sequences")
+    admin_token: str | None = _default("admin_token")
+    allowed_redirect_hosts: tuple[str, ...] = _default("allowed_redirect_hosts")
+    upgrade_idle_timeout: float = _default("upgrade_idle_timeout")
+    max_connections: int = _default("max_connections")
+    header_timeout: float = _default("header_timeout")
+    log_format: str = _default("log_format")
+    access_log: bool = _default("access_log")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

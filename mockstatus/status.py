@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-import logging
 import math
 import re
 import time
@@ -37,7 +36,6 @@ from .replies import (
 from .server_state import STATE, ServerState
 from .state import SequenceConflict
 
-log = logging.getLogger("mockstatus.access")
 
 _WEIGHT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 _REPEAT = re.compile(r"[0-9]{1,5}", re.ASCII)

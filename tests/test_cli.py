@@ -375,3 +375,13 @@ def test_readme_settings_table_lists_exactly_the_options():
             assert default.startswith("(") and default.endswith(")"), default  # "(none)", "(any host)"
         else:
             assert option.parse(unquote(default)) == option.default, (option.name, default)
+
+
+def test_settings_fields_are_exactly_the_options_with_their_defaults():
+    """One table (settings.OPTIONS) feeds flags, env vars, the config file and the defaults."""
+    import dataclasses
+
+    from mockstatus.settings import OPTIONS, Settings
+
+    assert [field.name for field in dataclasses.fields(Settings)] == [option.name for option in OPTIONS]
+    assert all(getattr(Settings(), option.name) == option.default for option in OPTIONS)
