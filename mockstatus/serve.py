@@ -15,7 +15,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from .app import make_app
 from .catalog import Catalog
-from .replies import WireRunner
+from .connection import WireRunner
 from .server_state import STATE
 from .settings import Settings
 
