@@ -361,3 +361,18 @@ def load_catalog(overlay: str | Path | Mapping[str, Any] | None = None, *, base:
         sources.append(where)
     statuses = {code: _build(code, entry, sources[-1]) for code, entry in sorted(codes.items())}
     return Catalog(statuses=statuses, server=server, sources=tuple(sources))
+
+
+def check_delays(catalog: Catalog, max_delay: float, default_delay: float) -> None:
+    """A delay the server is configured with obeys ``--max-delay`` like a requested one."""
+    from .durations import format_seconds
+
+    limit = format_seconds(max_delay)
+    if default_delay > max_delay:
+        raise ConfigError(f"--default-delay {format_seconds(default_delay)} is above --max-delay {limit}")
+    for info in catalog:
+        if info.delay is not None and info.delay > max_delay:
+            raise ConfigError(
+                f"{catalog.sources[-1]}: codes.{info.code}.delay: {format_seconds(info.delay)} "
+                f"is above --max-delay {limit}; raise --max-delay or lower the delay"
+            )

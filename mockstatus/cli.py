@@ -64,7 +64,7 @@ def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
 
 def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]):
     """flag > env > config file ``server:`` section > default."""
-    from .catalog import load_catalog
+    from .catalog import check_delays, load_catalog
 
     given = [o for o in OPTIONS if getattr(args, o.name, None) is not None]
     flag_values = {o.name: parse_one(o, getattr(args, o.name), o.flag) for o in given}
@@ -72,6 +72,7 @@ def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]):
     config_path = flag_values.get("config") or environ.get(ENV_PREFIX + "CONFIG") or None
     catalog = load_catalog(config_path)
     settings = merge(catalog.server, env, flag_values, {"config": config_path})
+    check_delays(catalog, settings.max_delay, settings.default_delay)
     return settings, catalog
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog, load_catalog
+from .catalog import Catalog, check_delays, load_catalog
 from .serve import RunningServer, start
 from .settings import Settings
 
@@ -141,6 +141,8 @@ def serve_in_thread(
     merged = {**catalog.server, **overrides}
     if "port" not in overrides and settings is None:
         merged["port"] = 0
-    return ThreadServer(base.replace(**merged), catalog).start()
+    settings = base.replace(**merged)
+    check_delays(catalog, settings.max_delay, settings.default_delay)
+    return ThreadServer(settings, catalog).start()
 
 

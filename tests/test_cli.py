@@ -385,3 +385,23 @@ def test_settings_fields_are_exactly_the_options_with_their_defaults():
 
     assert [field.name for field in dataclasses.fields(Settings)] == [option.name for option in OPTIONS]
     assert all(getattr(Settings(), option.name) == option.default for option in OPTIONS)
+
+
+@pytest.mark.parametrize(
+    ("config", "flags", "fragment"),
+    [
+        ("codes:\n  504:\n    delay: 10m\n", [], "codes.504.delay: 600s is above --max-delay 300s"),
+        ("codes:\n  504:\n    delay: 2s\n", ["--max-delay", "1s"], "codes.504.delay: 2s is above --max-delay 1s"),
+        ("", ["--default-delay", "5s", "--max-delay", "1s"], "--default-delay 5s is above --max-delay 1s"),
+    ],
+    ids=["bad/catalog-delay-above-default-max", "bad/catalog-delay-above-flag", "bad/default-delay-above-max"],
+)
+def test_configured_delay_above_max_delay_exits_2(tmp_path, config, flags, fragment):
+    path = tmp_path / "over.yaml"
+    path.write_text(config)
+    result = subprocess.run(
+        [sys.executable, "-m", "mockstatus", "serve", "--port", "0", "--config", str(path), *flags],
+        capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
