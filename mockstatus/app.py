@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import admin, page, status
+from . import admin, page, protocol, status
 from .catalog import Catalog, load_catalog
 from .server_state import STATE, ServerState
 from .settings import Settings
@@ -15,13 +15,16 @@ ANY = "*"  # every method, the WebDAV ones included (423 Locked comes from WebDA
 def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -> web.Application:
     settings = settings or Settings()
     catalog = catalog or load_catalog(settings.config)
-    # The request parser's limits (llhttp, via aiohttp): above each one a 400 naming it.
+    # The connection layer enforces the head limits (a 400 naming each); aiohttp's
+    # parser gets room above them, so it never refuses a head the layer accepted.
     limits = {
-        "max_line_size": settings.max_request_line,
-        "max_field_size": settings.max_header_size,
-        "max_headers": settings.max_headers,
+        "max_line_size": settings.max_request_line + 64,
+        "max_field_size": settings.max_header_size + 256,
+        "max_headers": settings.max_headers + 8,
     }
-    app = web.Application(client_max_size=settings.max_body_size, handler_args=limits)
+    app = web.Application(
+        client_max_size=settings.max_body_size, handler_args=limits, middlewares=[protocol.bookkeeping]
+    )
     state = ServerState(settings, catalog)
     app[STATE] = state
     app[page.PAGES] = page.Pages(catalog)  # the browser page, rendered once per app
@@ -50,6 +53,7 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
 def make_expect_handler(state: ServerState):
     async def expect_handler(request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue`` (RFC 9110 §10.1.1): refuse an oversized body before it is sent."""
+        protocol.begin(request)  # runs before the middlewares
         expect = request.headers.get("Expect", "")
         if expect.lower() != "100-continue":
             return state.error(request, 417, f"unsupported Expect {expect!r}: only 100-continue is understood")

@@ -19,12 +19,12 @@ import struct
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from . import __version__
+from .heads import SERVER, http_date, raw_head
 from .catalog import Catalog, StatusInfo
 from .options import NO_OPTIONS, Options
+from .protocol import connection_of
 from .render import CONTENT_TYPES, FORMATS, LANGS, render
 
-SERVER = f"mockstatus/{__version__}"
 
 # Headers a cross-origin fetch() may read (CORS, issue #2): the ones our codes
 # set.  Sent only to requests that carry an Origin (every cross-origin browser
@@ -72,18 +72,6 @@ class Prepared:
             # the same headers as GET (RFC 9110 §9.3.2), so it is set here.
             headers["Content-Length"] = "0"
         self.headers = CIMultiDictProxy(headers)
-
-
-def raw_head(status: int, reason: str, headers) -> bytes:
-    """A status line and header block, for replies written straight to the socket."""
-    lines = [f"HTTP/1.1 {status} {reason}\r\n"]
-    lines.extend(f"{name}: {value}\r\n" for name, value in headers)
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1", "replace")
-
-
-def http_date() -> str:
-    return email.utils.formatdate(usegmt=True)
 
 
 class Replies:
@@ -162,17 +150,22 @@ class RawReply(web.StreamResponse):
 
 
 def _transport(request: web.BaseRequest) -> asyncio.Transport:
-    transport = request.transport
-    if transport is None or transport.is_closing():
-        raise ConnectionResetError("client went away")
-    return transport
+    """The socket, taken from aiohttp: what the caller writes is all that goes out."""
+    return connection_of(request).detach()
 
 
 def write_interim(request: web.BaseRequest, status: int, reason: str, headers=()) -> bool:
-    """Send one interim 1xx response (RFC 9110 §15.2); never to an HTTP/1.0 client."""
+    """Send one interim 1xx response (RFC 9110 §15.2); never to an HTTP/1.0 client.
+
+    Written through aiohttp's view of the socket, which stays attached: the
+    final reply follows on the same connection.
+    """
     if request.version < (1, 1):
         return False
-    _transport(request).write(raw_head(status, reason, headers))
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("client went away")
+    transport.write(raw_head(status, reason, headers))
     return True
 
 
@@ -184,7 +177,7 @@ def send_headerless(request: web.BaseRequest, body: bytes) -> None:
 
 
 def send_fault(request: web.BaseRequest, fault: str, prepared: Prepared, rng: random.Random) -> None:
-    """Break the exchange on purpose (issue #3): each fault is a different client error."""
+    """Break the exchange on purpose: each fault is a different client error."""
     transport = _transport(request)
     info = prepared.info
     if fault == "reset":
@@ -237,8 +230,8 @@ ECHO_LOW_WATER = 1 << 18
 class _Echo:
     """After a raw 101 switch the connection carries bytes: echo them back.
 
-    Installed with aiohttp's own ``set_parser`` hook (the one WebSocket uses),
-    so aiohttp hands us every byte that arrives after the request.
+    The connection layer hands it every byte that arrives after the upgrade
+    request, starting with the ones the client sent right behind it.
     """
 
     def __init__(self, transport: asyncio.Transport, idle: float) -> None:
@@ -263,7 +256,7 @@ class _Echo:
         self.timer.cancel()
         self.timer = self.loop.call_later(self.idle, self._timeout)
 
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+    def feed(self, data: bytes) -> None:
         self._active()
         if not self.transport.is_closing():
             self.transport.write(data)
@@ -272,7 +265,6 @@ class _Echo:
                 self.queued = self.transport.get_write_buffer_size()
                 self.transport.pause_reading()
                 self.loop.call_later(0.01, self._resume_when_drained)
-        return False, b""
 
     def _resume_when_drained(self) -> None:
         if self.done.done() or self.transport.is_closing():
@@ -287,21 +279,19 @@ class _Echo:
         self.paused = False
         self.transport.resume_reading()
 
-    def feed_eof(self) -> None:
-        self._finish()
-
-    def set_exception(self, exc: BaseException, exc_cause: BaseException | None = None) -> None:
-        self._finish()
-
 
 async def send_raw_upgrade(request: web.BaseRequest, token: str, idle: float) -> None:
     """101 with Connection/Upgrade (RFC 9110 §7.8), then a raw byte echo."""
-    transport = _transport(request)
+    connection = connection_of(request)
+    transport = connection.detach()
     transport.write(
         raw_head(101, "Switching Protocols", (("Connection", "Upgrade"), ("Upgrade", token), ("Server", SERVER)))
     )
     echo = _Echo(transport, idle)
-    request.protocol.set_parser(echo)  # type: ignore[union-attr]
+    connection.receiver = echo.feed
+    held = connection.take_held()
+    if held:
+        echo.feed(held)
     try:
         await echo.done
     except asyncio.CancelledError:
@@ -362,6 +352,7 @@ async def send_websocket_echo(request: web.Request) -> web.StreamResponse:
     """A real WebSocket session (RFC 6455) that echoes text and binary messages."""
     transport = request.transport
     ws = web.WebSocketResponse(heartbeat=None)
+    connection_of(request).tunnel()  # from here the socket carries WebSocket frames
     await ws.prepare(request)
     try:
         async for message in ws:

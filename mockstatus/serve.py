@@ -15,11 +15,13 @@ from aiohttp.abc import AbstractAccessLogger
 
 from .app import make_app
 from .catalog import Catalog
-from .connection import WireRunner
+from .framing import Limits
+from .protocol import Listener, connection_limit
 from .server_state import STATE
 from .settings import Settings
 
 access_log = logging.getLogger("mockstatus.access")
+KEEPALIVE_BACKSTOP = 3600.0  # seconds
 SHUTDOWN_SLACK = 0.5  # seconds aiohttp's shutdown waits beyond --shutdown-grace, see start()
 
 
@@ -63,11 +65,21 @@ def configure_logging(settings: Settings) -> None:
 
 
 class RunningServer:
-    def __init__(self, runner: web.AppRunner, app: web.Application, host: str, port: int) -> None:
+    def __init__(
+        self, runner: web.AppRunner, app: web.Application, host: str, port: int,
+        server: asyncio.Server, listener: Listener,
+    ) -> None:  # fmt: skip
         self.runner = runner
         self.app = app
         self.host = host
         self.port = port
+        self.server = server
+        self.listener = listener
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open now (those counted by --max-connections)."""
+        return len(self.listener.connections)
 
     @property
     def state(self):
@@ -94,10 +106,13 @@ class RunningServer:
         state = self.state
         state.closing = True
         timer = asyncio.get_running_loop().call_later(state.settings.shutdown_grace, self._grace_over)
+        self.server.close()  # stop accepting
         try:
             await self.runner.cleanup()
         finally:
             timer.cancel()
+            # What aiohttp no longer speaks on (raw upgrades, refusals lingering).
+            self.listener.close_all()
 
     def _grace_over(self) -> None:
         cut = self.state.cancel_in_flight()
@@ -111,27 +126,37 @@ class RunningServer:
 async def start(settings: Settings, catalog: Catalog | None = None, *, sock: socket.socket | None = None) -> RunningServer:
     app = make_app(settings, catalog)
     logger_class = JsonAccessLogger if settings.log_format == "json" else TextAccessLogger
-    # WireRunner: aiohttp's runner, keeping bytes sent right behind a raw Upgrade (issue #3).
-    runner = WireRunner(
+    runner = web.AppRunner(
         app,
         access_log=access_log if settings.access_log else None,
         access_log_class=logger_class,
-        # A client that disconnects during a delay cancels its handler (issue #4).
+        # A client that disconnects during a delay cancels its handler.
         handler_cancellation=True,
         # RunningServer.stop() cancels our replies when the grace is over; aiohttp's
         # own timeout must end later (the same instant races its handler waiter),
         # and never be 0, which aiohttp reads as "wait forever".
         shutdown_timeout=settings.shutdown_grace + SHUTDOWN_SLACK,
         handle_signals=False,
+        # The connection layer times out idle connections (--header-timeout);
+        # aiohttp's own keep-alive timer only backs it up.
+        keepalive_timeout=KEEPALIVE_BACKSTOP,
     )
     await runner.setup()
+    assert runner.server is not None
+    listener = Listener(
+        runner.server,
+        limits=Limits(settings.max_request_line, settings.max_header_size, settings.max_headers),
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections=connection_limit(settings.max_connections),
+    )
+    loop = asyncio.get_running_loop()
     if sock is not None:
-        site = web.SockSite(runner, sock)
+        server = await loop.create_server(listener, sock=sock, backlog=1024)
     else:
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
-    return RunningServer(runner, app, settings.host, bound[1])
+        server = await loop.create_server(listener, settings.host, settings.port, backlog=1024, reuse_address=True)
+    bound = server.sockets[0].getsockname()
+    return RunningServer(runner, app, settings.host, bound[1], server, listener)
 
 
 async def serve_forever(settings: Settings, catalog: Catalog) -> int:

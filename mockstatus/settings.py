@@ -147,6 +147,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("upgrade_idle_timeout", _seconds, 30.0, "how long a raw upgraded (101) connection may stay idle"),
     Option("max_connections", _count_or_zero, 16384, "most connections open at once (0: no limit); above it: 503 and close"),
     Option("header_timeout", _seconds, 10.0, "time a client has to send a request's line and headers (0: off); then 408 and close"),
+    Option("body_timeout", _seconds, 10.0, "time a request body may go without a byte arriving; then 408 (or 400 if broken) and close"),
     Option("log_format", _choice("text", "json"), "text", "log line format: text or json"),
     Option("access_log", _bool, False, "log every request (off by default for speed)", "switch"),
 )
@@ -179,6 +180,7 @@ class Settings:
     upgrade_idle_timeout: float = _default("upgrade_idle_timeout")
     max_connections: int = _default("max_connections")
     header_timeout: float = _default("header_timeout")
+    body_timeout: float = _default("body_timeout")
     log_format: str = _default("log_format")
     access_log: bool = _default("access_log")
 

@@ -179,7 +179,7 @@ class Journal:
         # ``query`` makes JournalEntry objects of the few that are read.
         self._entries.append(
             (
-                self._next_id, time.time(), request._transport_peername, request.method, request.rel_url,
+                self._next_id, time.time(), request.remote, request.method, request.rel_url,
                 request.headers, body_size, body_preview, status, delay, client_gone, sequence, step,
             )
         )  # fmt: skip
@@ -189,7 +189,7 @@ class Journal:
         """``record`` for a reply with no body, delay or sequence: the hot path."""
         self._entries.append(
             (
-                self._next_id, time.time(), request._transport_peername, request.method, request.rel_url,
+                self._next_id, time.time(), request.remote, request.method, request.rel_url,
                 request.headers, 0, b"", status, 0.0, False, None, None,
             )
         )  # fmt: skip

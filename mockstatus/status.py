@@ -33,6 +33,7 @@ from .replies import (
     websocket_problem,
     write_interim,
 )
+from .protocol import arrival
 from .server_state import STATE, ServerState
 from .state import SequenceConflict
 
@@ -157,32 +158,6 @@ def _plain(request: web.BaseRequest) -> bool:
     )
 
 
-def immediate_first(state: ServerState, app_handler):
-    """The connection's request handler: plain ``/status/NNN`` before the router.
-
-    aiohttp's router walks the route table (~2 µs a request with ours) and the
-    app wraps each handler call; a plain catalog code needs neither, so it is
-    answered here and everything else goes to the app unchanged.  Neither
-    branch adds a coroutine frame to a request that waits (held delays keep
-    their memory, issue #4).
-    """
-    immediate = state.immediate
-
-    def handle(request: web.BaseRequest):
-        path = request.raw_path  # with the query: a query makes it longer than 11
-        if len(path) == 11 and path.startswith("/status/"):
-            info = immediate.get(path[8:])
-            if info is not None and _plain(request):
-                return _ready(_immediate(request, state, info))
-        return app_handler(request)
-
-    return handle
-
-
-async def _ready(response: web.StreamResponse) -> web.StreamResponse:
-    return response
-
-
 def _immediate(
     request: web.Request, state: ServerState, info: StatusInfo, extra: list[tuple[str, str]] | None = None
 ) -> web.Response:
@@ -295,7 +270,7 @@ def _arrived(request: web.Request) -> float | None:
     """
     if request.body_exists:
         return None
-    return getattr(request.protocol, "head_parsed_at", None) or None
+    return arrival(request)
 
 
 def _wake(future: asyncio.Future) -> None:

@@ -188,6 +188,7 @@ VALUES = {
     "upgrade_idle_timeout": (("5s", 5.0), ("1m", 60.0), "5 minutes"),
     "max_connections": (("100", 100), ("0", 0), "-1"),
     "header_timeout": (("2s", 2.0), ("500ms", 0.5), "later"),
+    "body_timeout": (("3s", 3.0), ("250ms", 0.25), "soon"),
     "log_format": (("json", "json"), ("text", "text"), "xml"),
     "access_log": (("true", True), (None, False), "maybe"),  # a switch: --no-access-log
 }

@@ -62,10 +62,10 @@ def test_html_error_escapes_a_value_given_in_a_header(live):
 
 
 def test_parser_errors_are_plain_text_that_is_never_sniffed(live):
-    """aiohttp's own 400s quote the bytes they could not parse: text/plain plus nosniff."""
+    """The connection layer's 400s quote the bytes they refused: text/plain plus nosniff."""
     raw = exchange(live, f"GET /status/200 HTTP/1.1\r\nHost: x\r\n{MARKUP}: 1\r\n\r\n".encode())
     head, _, body = raw.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.0 400 Bad Request\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"\r\nContent-Type: text/plain; charset=utf-8\r\n" in head
     assert b"\r\nX-Content-Type-Options: nosniff\r\n" in head
 

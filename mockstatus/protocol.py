@@ -1,0 +1,680 @@
+"""The connection layer: mockstatus owns the socket, aiohttp serves the requests.
+
+``Connection`` is the ``asyncio.Protocol`` the listening socket creates.  It
+sees every byte first, frames requests itself (``framing.py``) and forwards
+only well-formed ones to the protocol made by aiohttp's public protocol
+factory (``AppRunner.server``), handing it a ``_AiohttpTransport`` view of the
+socket.  Composition, not inheritance: aiohttp is used only through its
+documented API, and behaves the same with either of its parsers.
+
+The connection's state is one named value, changed only in this module:
+
+    IDLE ──head bytes──> HEAD ──head complete──> (BODY ──body complete──>) IDLE
+      │                   │                        │
+      │                   └── refused: an error reply, then CLOSING
+      └── an upgrade request ──> UPGRADE (later bytes held until the reply)
+                                   ├── raw 101: DETACHED (mockstatus writes raw bytes)
+                                   ├── WebSocket: TUNNEL (bytes pass to aiohttp unframed)
+                                   └── declined: a fresh aiohttp protocol, IDLE again
+
+Replies in flight are counted apart (``pending``): a request is "in the
+handler" from its head until its aiohttp task is done.  The header timeout
+runs while the connection waits for a head with no reply pending; the body
+timeout while a body is arriving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from aiohttp import web
+
+from .durations import format_seconds
+from .errors import plain_reply
+from .framing import ChunkedBody, Limits, Refusal, check_start, parse_head
+
+log = logging.getLogger("mockstatus")
+
+# A refused request's reply goes out, then the write side is shut and input is
+# read and dropped until the client closes, for at most this long: closing
+# with unread input makes the kernel send an RST, which can destroy the reply
+# before the client reads it.
+LINGER = 1.0
+# Bytes held behind an upgrade request while its handler decides; above this
+# the socket stops being read until the decision.
+UPGRADE_HOLD = 1 << 16
+
+
+class State(enum.Enum):
+    IDLE = "idle"  # waiting for a head; none of it received
+    HEAD = "head"  # part of a head received
+    BODY = "body"  # a head forwarded, its body still arriving
+    UPGRADE = "upgrade"  # an upgrade request forwarded; later bytes held
+    TUNNEL = "tunnel"  # aiohttp speaks WebSocket on the socket; bytes pass unframed
+    DETACHED = "detached"  # mockstatus writes raw bytes; aiohttp is cut off
+    CLOSING = "closing"  # no more requests are read; close after the replies pending
+    CLOSED = "closed"
+
+
+WAITING = (State.IDLE, State.HEAD)
+ARRIVED = web.RequestKey("mockstatus.arrived", float) if hasattr(web, "RequestKey") else "mockstatus.arrived"
+
+
+class _AiohttpTransport(asyncio.Transport):
+    """The socket as aiohttp sees it: writes go through until aiohttp is cut off.
+
+    Once cut (a raw reply took the socket, or a fresh aiohttp protocol took
+    over), nothing aiohttp writes or closes reaches the socket.
+    """
+
+    __slots__ = ("connection", "transport", "cut")
+
+    def __init__(self, connection: Connection, transport: asyncio.Transport) -> None:
+        super().__init__()
+        self.connection = connection
+        self.transport = transport
+        self.cut = False
+
+    def write(self, data) -> None:
+        if not self.cut:
+            self.connection.replied = True
+            self.transport.write(data)
+
+    def writelines(self, list_of_data) -> None:
+        if not self.cut:
+            self.connection.replied = True
+            self.transport.writelines(list_of_data)
+
+    def write_eof(self) -> None:
+        if not self.cut:
+            self.transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self.transport.can_write_eof()
+
+    def close(self) -> None:
+        if not self.cut:
+            self.connection.aiohttp_closed()
+
+    def abort(self) -> None:
+        if not self.cut:
+            self.transport.abort()
+
+    def is_closing(self) -> bool:
+        return self.cut or self.transport.is_closing()
+
+    def pause_reading(self) -> None:
+        if not self.cut:
+            self.connection.pause(aiohttp=True)
+
+    def resume_reading(self) -> None:
+        if not self.cut:
+            self.connection.resume(aiohttp=True)
+
+    def is_reading(self) -> bool:
+        return self.transport.is_reading()
+
+    def get_extra_info(self, name, default=None):
+        return self.transport.get_extra_info(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    def get_write_buffer_limits(self):
+        return self.transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high=None, low=None) -> None:
+        self.transport.set_write_buffer_limits(high, low)
+
+    def set_protocol(self, protocol) -> None:  # aiohttp never swaps protocols on a server socket
+        raise NotImplementedError
+
+    def get_protocol(self):
+        return self.connection.inner
+
+
+class Connection(asyncio.Protocol):
+    """One client connection: framing, timeouts, and who speaks on the socket."""
+
+    __slots__ = (
+        "listener", "inner", "view", "transport", "state", "buffer", "body_left", "chunked",
+        "pending", "arrivals", "deadline", "timer", "peer", "paused_by", "held", "refusal",
+        "receiver", "close_after", "replied", "linger", "refuse_at",
+    )  # fmt: skip
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.inner: asyncio.Protocol = listener.factory()
+        self.view: _AiohttpTransport | None = None
+        self.transport: asyncio.Transport | None = None
+        self.state = State.IDLE
+        self.buffer = b""  # the part of a head received so far
+        self.body_left = 0  # Content-Length bytes still to come
+        self.chunked: ChunkedBody | None = None
+        self.pending = 0  # requests forwarded whose aiohttp task has not finished
+        self.arrivals: deque[float] = deque()  # when each pending head was complete
+        self.deadline = 0.0  # of the header or body timeout, on the loop's clock
+        self.timer: asyncio.TimerHandle | None = None
+        self.peer = None
+        self.paused_by: set[str] = set()
+        self.held = b""  # bytes behind an upgrade request
+        self.refusal: bytes | None = None  # an error reply waiting for the replies ahead of it
+        self.refuse_at = 0  # ... sent once no more than this many replies are pending
+        self.receiver: Callable[[bytes], None] | None = None  # raw bytes after a detach
+        self.close_after = False  # close once the replies pending are done
+        self.replied = False  # aiohttp wrote part of a reply since the last head
+        self.linger: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        self.view = _AiohttpTransport(self, transport)
+        self.inner.connection_made(self.view)
+        self._wait_for_head()
+
+    def connection_lost(self, exc) -> None:
+        self.state = State.CLOSED
+        self._cancel_timer()
+        if self.linger is not None:
+            self.linger.cancel()
+        self.listener.lost(self)
+        self.receiver = None
+        # Forwarded even when cut off, so aiohttp's tasks for this connection end.
+        self.inner.connection_lost(exc)
+
+    def eof_received(self):
+        state = self.state
+        if state is State.DETACHED or self.linger is not None:
+            return False
+        if state in (State.TUNNEL, State.IDLE, State.BODY, State.HEAD):
+            return self.inner.eof_received()
+        return False
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        if state is State.IDLE and not self.pending and self.refusal is None:
+            # The common read: one whole head with no body, nothing pending.
+            if data.endswith(b"\r\n\r\n") and data.find(b"\r\n\r\n") == len(data) - 4 and data[:1] != b"\r":
+                try:
+                    head = parse_head(data[:-4], self.listener.limits)
+                except Refusal as refusal:
+                    self._refuse(refusal)
+                    return
+                if not (head.length or head.chunked or head.upgrade or head.close):
+                    self._forward_head(data)
+                    return
+        if state is State.DETACHED:
+            if self.receiver is not None:
+                self.receiver(data)
+            return
+        if state is State.TUNNEL:
+            self.inner.data_received(data)
+            return
+        if state is State.UPGRADE:
+            self.held += data
+            if len(self.held) > UPGRADE_HOLD:
+                self.pause(aiohttp=False)
+            return
+        if state in (State.CLOSING, State.CLOSED) or self.linger is not None:
+            return  # read and dropped: nothing more is answered
+        self._frame(data)
+
+    # -- framing -------------------------------------------------------------------------
+
+    def _frame(self, data: bytes) -> None:
+        """Split ``data`` into heads and bodies; forward what is well formed."""
+        forward: list[bytes] = []
+        pos = 0
+        size = len(data)
+        limits = self.listener.limits
+        try:
+            while pos < size:
+                state = self.state
+                if state is State.BODY:
+                    if self.chunked is not None:
+                        taken = self.chunked.feed(data[pos:] if pos else data)
+                        done = self.chunked.done
+                    else:
+                        taken = min(self.body_left, size - pos)
+                        self.body_left -= taken
+                        done = not self.body_left
+                    forward.append(data[pos : pos + taken])
+                    pos += taken
+                    if self.timer is not None:
+                        self.deadline = self.listener.loop.time() + self.listener.body_timeout
+                    if done:
+                        self.chunked = None
+                        self._request_read()
+                    continue
+                if state not in WAITING:
+                    # UPGRADE or CLOSING after a head in this read: the rest is not framed here.
+                    rest = data[pos:]
+                    if state is State.UPGRADE:
+                        self.held += rest
+                    pos = size
+                    break
+                chunk = self.buffer + data[pos:] if self.buffer else data[pos:]
+                if not self.buffer:
+                    # RFC 9112 §2.2: empty lines before a request line are ignored.
+                    stripped = chunk.lstrip(b"\r\n")
+                    pos += len(chunk) - len(stripped)
+                    chunk = stripped
+                    if not chunk:
+                        break
+                end = chunk.find(b"\r\n\r\n")
+                if end < 0:
+                    if not self.buffer:
+                        check_start(chunk, limits)
+                    if len(chunk) > limits.max_head:
+                        raise Refusal(
+                            431, "Request Header Fields Too Large",
+                            f"the request head is longer than {limits.max_head} bytes "
+                            "(--max-headers times --max-header-size)",
+                        )  # fmt: skip
+                    self._check_partial(chunk)
+                    self.buffer = chunk
+                    self.state = State.HEAD
+                    break
+                check_start(chunk, limits)
+                consumed = end + 4 - len(self.buffer)
+                head = parse_head(chunk[:end], limits)
+                forward.append(chunk[: end + 4] if self.buffer else data[pos : pos + consumed])
+                self.buffer = b""
+                pos += consumed
+                self._head_complete(head)
+        except Refusal as refusal:
+            if forward:
+                self.inner.data_received(b"".join(forward))
+            self._refuse(refusal)
+            return
+        if forward:
+            self.inner.data_received(forward[0] if len(forward) == 1 else b"".join(forward))
+
+    def _check_partial(self, chunk: bytes) -> None:
+        """A head that can never end well is refused before it ends."""
+        newline = chunk.find(b"\n")
+        if newline >= 0 and (newline == 0 or chunk[newline - 1] != 0x0D):
+            end = chunk.find(b"\r\n")
+            line = chunk[: newline if end < 0 else end]
+            raise Refusal(400, "Bad Request", f"bare LF in {line[:60].decode('latin-1')!a}: lines end with CRLF (RFC 9112 §2.2)")
+        cr = chunk.find(b"\r")
+        while cr >= 0:
+            if cr + 1 < len(chunk) and chunk[cr + 1] != 0x0A:
+                raise Refusal(400, "Bad Request", f"bare CR in {chunk[:60].decode('latin-1')!a}: lines end with CRLF (RFC 9112 §2.2)")
+            cr = chunk.find(b"\r", cr + 1)
+
+    def _forward_head(self, data: bytes) -> None:
+        """The common case: one whole head, no body: forward it as it came."""
+        self.pending += 1
+        self.arrivals.append(time.monotonic())
+        self.replied = False
+        self.inner.data_received(data)
+
+    def _head_complete(self, head) -> None:
+        self.pending += 1
+        self.arrivals.append(time.monotonic())
+        self.replied = False
+        if head.close:
+            self.close_after = True
+        if head.chunked or head.length:
+            if head.chunked:
+                self.chunked = ChunkedBody(self.listener.limits.max_field)
+            else:
+                self.body_left = head.length
+            self.state = State.BODY
+            if self.listener.body_timeout > 0:
+                self._arm(self.listener.body_timeout)
+        else:
+            self._request_read()
+        if head.upgrade and self.state is State.IDLE and not head.length and not head.chunked:
+            self.state = State.UPGRADE
+
+    def _request_read(self) -> None:
+        """A whole request (head and body) has been forwarded."""
+        self.state = State.CLOSING if self.close_after else State.IDLE
+
+    # -- what handlers call (through the accessors below) ------------------------------------
+
+    def begin(self, request: web.BaseRequest) -> None:
+        """A handler starts on the next pending request: note its arrival, watch its end."""
+        if ARRIVED in request:
+            return
+        request[ARRIVED] = self.arrivals.popleft() if self.arrivals else time.monotonic()
+        task = asyncio.current_task()
+        if task is not None:
+            task.add_done_callback(self._reply_done)
+
+    def detach(self) -> asyncio.Transport:
+        """Take the socket from aiohttp: from now on only the caller writes to it.
+
+        Bytes that arrive afterwards go to ``receiver`` when the caller sets
+        one (and are dropped otherwise); ``take_held`` gives the ones that
+        arrived right behind an upgrade request.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing() or self.state is State.CLOSED:
+            raise ConnectionResetError("client went away")
+        assert self.view is not None
+        self.view.cut = True
+        self.state = State.DETACHED
+        self._cancel_timer()
+        if self.paused_by:
+            self.paused_by.clear()
+            transport.resume_reading()
+        return transport
+
+    def take_held(self) -> bytes:
+        held, self.held = self.held, b""
+        return held
+
+    def tunnel(self) -> None:
+        """aiohttp takes the socket over for a WebSocket: bytes pass to it unframed."""
+        held, self.held = self.held, b""
+        self.state = State.TUNNEL
+        self._cancel_timer()
+        if "layer" in self.paused_by:
+            self.resume(aiohttp=False)
+        if held:
+            self.inner.data_received(held)
+
+    # -- replies done, timers, refusals ------------------------------------------------
+
+    def _reply_done(self, task) -> None:
+        self.pending -= 1
+        if self.refusal is not None and self.pending <= self.refuse_at:
+            self._send_refusal()
+            return
+        if self.pending or self.state in (State.DETACHED, State.TUNNEL, State.CLOSED):
+            return
+        if self.state is State.UPGRADE:
+            self._reseat()
+        elif self.state is State.CLOSING and self.transport is not None:
+            self.transport.close()
+        elif self.state in WAITING:
+            self._wait_for_head()
+
+    def _reseat(self) -> None:
+        """A declined upgrade: aiohttp may still treat the socket as upgraded
+        (some releases keep every later byte for a protocol switch that never
+        came), so a fresh aiohttp protocol takes the connection from here."""
+        assert self.view is not None and self.transport is not None
+        old, old_view = self.inner, self.view
+        old_view.cut = True
+        self.inner = self.listener.factory()
+        self.view = _AiohttpTransport(self, self.transport)
+        old.connection_lost(None)
+        self.inner.connection_made(self.view)
+        self.state = State.IDLE
+        held, self.held = self.held, b""
+        if "layer" in self.paused_by:
+            self.resume(aiohttp=False)
+        self._wait_for_head()
+        if held:
+            self.data_received(held)
+
+    def aiohttp_closed(self) -> None:
+        """aiohttp closes the connection (after a reply that does not keep it)."""
+        if self.transport is not None:
+            self.transport.close()
+
+    def _refuse(self, refusal: Refusal) -> None:
+        """A request this layer will not forward: answer after the replies ahead of it.
+
+        A body that breaks belongs to the last request forwarded, whose handler
+        may be waiting for the rest of it: that request is answered with the
+        refusal (if none of its reply went out) instead of waiting for it.
+        """
+        in_body = self.state is State.BODY
+        self.refusal = plain_reply(
+            refusal.status, refusal.reason, refusal.text, nosniff=True, head_only=refusal.method == b"HEAD"
+        )
+        self.refuse_at = 1 if in_body else 0
+        self.state = State.CLOSING
+        self.buffer = b""
+        self.chunked = None
+        if self.pending <= self.refuse_at:
+            self._send_refusal()
+
+    def _send_refusal(self) -> None:
+        reply, self.refusal = self.refusal, None
+        # Part of the broken request's reply already went out: a 400 behind it
+        # would read as the next reply; the connection just ends.
+        self.finish(b"" if self.pending and self.replied else reply)
+
+    def finish(self, reply: bytes = b"") -> None:
+        """Write a last reply of our own, shut the write side, drop input, close soon."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.view is not None:
+            self.view.cut = True
+        self.state = State.CLOSING
+        self._cancel_timer()
+        if reply:
+            transport.write(reply)
+        if self.paused_by:
+            self.paused_by.clear()
+            transport.resume_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.linger = self.listener.loop.call_later(LINGER, transport.close)
+
+    def _wait_for_head(self) -> None:
+        if self.listener.header_timeout > 0:
+            self._arm(self.listener.header_timeout)
+
+    def _arm(self, seconds: float) -> None:
+        loop = self.listener.loop
+        self.deadline = loop.time() + seconds
+        if self.timer is None:
+            self.timer = loop.call_at(self.deadline, self._timer_fired)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _timer_fired(self) -> None:
+        self.timer = None
+        loop = self.listener.loop
+        state = self.state
+        waiting = state in WAITING and not self.pending
+        if not (waiting or state is State.BODY):
+            return  # re-armed when the connection waits again
+        if loop.time() < self.deadline:
+            self.timer = loop.call_at(self.deadline, self._timer_fired)
+            return
+        if state is State.BODY:
+            if self.pending and not self.replied:
+                self.finish(
+                    plain_reply(
+                        408, "Request Timeout",
+                        f"no byte of the request body arrived for {format_seconds(self.listener.body_timeout)} "
+                        "(--body-timeout)",
+                    )  # fmt: skip
+                )
+            else:
+                self.finish()
+        elif state is State.HEAD:
+            self.finish(
+                plain_reply(
+                    408, "Request Timeout",
+                    "the request line and headers did not arrive within "
+                    f"{format_seconds(self.listener.header_timeout)} (--header-timeout)",
+                )  # fmt: skip
+            )
+        else:
+            # Nothing of a request arrived: close without a word, as Apache does (a
+            # 408 here could be read as the answer to a request sent at that moment
+            # on an idle keep-alive connection, or a browser's preconnect).
+            if self.transport is not None:
+                self.transport.close()
+
+    # -- flow control: the socket is read only if neither side paused it ----------------
+
+    def pause(self, *, aiohttp: bool) -> None:
+        self.paused_by.add("aiohttp" if aiohttp else "layer")
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume(self, *, aiohttp: bool) -> None:
+        self.paused_by.discard("aiohttp" if aiohttp else "layer")
+        if not self.paused_by and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+
+class _Refused(asyncio.Protocol):
+    """A connection above ``--max-connections``: a 503 written raw, then closed.
+
+    It never reaches aiohttp, so it costs no parser, task or handler; its
+    input is read and dropped for a moment so the close sends no RST.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        transport.write(
+            plain_reply(
+                503, "Service Unavailable",
+                f"{self.limit} connections are open, the --max-connections limit; retry in a second",
+                extra=(("Retry-After", "1"),),
+            )  # fmt: skip
+        )
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class Listener:
+    """The protocol factory for ``loop.create_server``: one ``Connection`` per client.
+
+    ``factory`` is aiohttp's public protocol factory (``AppRunner.server``).
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], asyncio.Protocol],
+        *,
+        limits: Limits,
+        header_timeout: float,
+        body_timeout: float,
+        max_connections: int,
+    ) -> None:
+        self.factory = factory
+        self.limits = limits
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+        self.connections: set[Connection] = set()
+        self.loop = asyncio.get_running_loop()
+
+    def __call__(self) -> asyncio.Protocol:
+        if self.max_connections and len(self.connections) >= self.max_connections:
+            return _Refused(self.max_connections)
+        connection = Connection(self)
+        self.connections.add(connection)
+        return connection
+
+    def lost(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+
+    def close_all(self) -> None:
+        """At shutdown, after aiohttp's own: close what mockstatus still speaks on."""
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+
+
+# -- typed accessors for handlers ----------------------------------------------------------
+
+
+def connection_of(request: web.BaseRequest) -> Connection:
+    """The connection a request came on; raises ConnectionResetError when it is gone."""
+    view = request.transport
+    if not isinstance(view, _AiohttpTransport) or view.cut or view.transport.is_closing():
+        raise ConnectionResetError("client went away")
+    return view.connection
+
+
+def arrival(request: web.BaseRequest) -> float | None:
+    """When the request's head was complete (``time.monotonic()``), if it came through a Connection."""
+    return request.get(ARRIVED)
+
+
+@web.middleware
+async def bookkeeping(request: web.Request, handler):
+    """Tell the connection a handler started, so it knows the request's arrival and end."""
+    view = request.transport
+    if isinstance(view, _AiohttpTransport):
+        view.connection.begin(request)
+    return await handler(request)
+
+
+def begin(request: web.BaseRequest) -> None:
+    """For handlers that run outside the middleware chain (aiohttp's expect handler)."""
+    view = request.transport
+    if isinstance(view, _AiohttpTransport):
+        view.connection.begin(request)
+
+
+# Files the process needs besides its connections: listening sockets, the
+# catalog, logs, connections being refused with a 503.
+RESERVED_FILES = 64
+_warned_limit: set[int] = set()
+
+
+def connection_limit(wanted: int) -> int:
+    """``--max-connections`` as the open-files limit allows: raise the soft limit
+    to fit if the hard one lets us, else lower the connection limit (and say so
+    once), so that a connection over it gets a 503 rather than a failed accept()."""
+    if wanted <= 0:
+        return 0
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + RESERVED_FILES
+    infinite = resource.RLIM_INFINITY
+    if soft != infinite and soft < needed:
+        target = needed if hard == infinite else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != infinite and soft < needed:
+        lowered = max(1, soft - RESERVED_FILES)
+        if wanted not in _warned_limit:
+            _warned_limit.add(wanted)
+            log.warning(
+                "mockstatus: the open-files limit (%d) allows %d connections, not --max-connections %d",
+                soft, lowered, wanted,
+            )  # fmt: skip
+        return lowered
+    return wanted
