@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 
 from . import __version__
-from .settings import OPTIONS, ENV_PREFIX, Settings, env_values, merge, parse_one
+from .settings import SETTINGS, ENV_PREFIX, Settings, env_values, merge, parse_one
 
 
 class UsageError(Exception):
@@ -51,22 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
-    for option in OPTIONS:
-        env = f" (env {option.env})"
-        if option.flag_kind == "switch":
+    for setting in SETTINGS:
+        env = f" (env {setting.env})"
+        if setting.flag_kind == "switch":
             parser.add_argument(
-                option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None,
-                help=option.help + env,
+                setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction, default=None,
+                help=setting.help + env,
             )  # fmt: skip
         else:
-            parser.add_argument(option.flag, dest=option.name, default=None, help=f"{option.help}{env}")
+            parser.add_argument(setting.flag, dest=setting.name, default=None, help=f"{setting.help}{env}")
 
 
 def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]):
     """flag > env > config file ``server:`` section > default."""
     from .catalog import check_delays, load_catalog
 
-    given = [o for o in OPTIONS if getattr(args, o.name, None) is not None]
+    given = [o for o in SETTINGS if getattr(args, o.name, None) is not None]
     flag_values = {o.name: parse_one(o, getattr(args, o.name), o.flag) for o in given}
     env = env_values(environ)
     config_path = flag_values.get("config") or environ.get(ENV_PREFIX + "CONFIG") or None

@@ -64,7 +64,7 @@ def _count_or_zero(text: Any) -> int:
 
 
 def _seconds(text: Any) -> float:
-    return parse_duration(text if not isinstance(text, str) else text, what="duration")
+    return parse_duration(text, what="duration")
 
 
 def _bool(text: Any) -> bool:
@@ -113,7 +113,7 @@ def _hosts(text: Any) -> tuple[str, ...]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Option:
+class Setting:
     name: str
     parse: Callable[[Any], Any]
     default: Any
@@ -129,39 +129,39 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option("host", _host, "127.0.0.1", "address to listen on; 0.0.0.0 to accept other machines"),
-    Option("port", _port, 8080, "port to listen on; 0 picks a free one"),
-    Option("config", _text, None, "YAML file that overlays the default catalog"),
-    Option("max_body_size", _size, 1024 * 1024, "largest request body read (bytes, 64k, 1m); above it: 413"),
-    Option("max_request_line", _limit_size, 8190, "longest request target (path and query) read; above it: 400"),
-    Option("max_header_size", _limit_size, 16384, "longest request header value read; above it: 400"),
-    Option("max_headers", _count, 128, "most request header fields read; above it: 400"),
-    Option("max_delay", _seconds, 300.0, "longest delay a request may ask for; above it: 400"),
-    Option("default_delay", _seconds, 0.0, "delay for codes the catalog gives none"),
-    Option("shutdown_grace", _seconds, 5.0, "on SIGTERM, how long in-flight replies may finish"),
-    Option("journal_size", _count, 1000, "how many requests the journal keeps"),
-    Option("max_sequences", _count, 1000, "how many sequence names are kept (oldest evicted)"),
-    Option("admin_token", _text, None, "when set, /__mockstatus/* (but health) needs 'Authorization: Bearer <token>'"),
-    Option("allowed_redirect_hosts", _hosts, (), "comma list of hosts an absolute location= may point to (empty: any)"),
-    Option("upgrade_idle_timeout", _seconds, 30.0, "how long a raw upgraded (101) connection may stay idle"),
-    Option("max_connections", _count_or_zero, 16384, "most connections open at once (0: no limit); above it: 503 and close"),
-    Option("header_timeout", _seconds, 10.0, "time a client has to send a request's line and headers (0: off); then 408 and close"),
-    Option("body_timeout", _seconds, 10.0, "time a request body may go without a byte arriving; then 408 (or 400 if broken) and close"),
-    Option("log_format", _choice("text", "json"), "text", "log line format: text or json"),
-    Option("access_log", _bool, False, "log every request (off by default for speed)", "switch"),
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", _host, "127.0.0.1", "address to listen on; 0.0.0.0 to accept other machines"),
+    Setting("port", _port, 8080, "port to listen on; 0 picks a free one"),
+    Setting("config", _text, None, "YAML file that overlays the default catalog"),
+    Setting("max_body_size", _size, 1024 * 1024, "largest request body read (bytes, 64k, 1m); above it: 413"),
+    Setting("max_request_line", _limit_size, 8190, "longest request target (path and query) read; above it: 400"),
+    Setting("max_header_size", _limit_size, 16384, "longest request header value read; above it: 400"),
+    Setting("max_headers", _count, 128, "most request header fields read; above it: 400"),
+    Setting("max_delay", _seconds, 300.0, "longest delay a request may ask for; above it: 400"),
+    Setting("default_delay", _seconds, 0.0, "delay for codes the catalog gives none"),
+    Setting("shutdown_grace", _seconds, 5.0, "on SIGTERM, how long in-flight replies may finish"),
+    Setting("journal_size", _count, 1000, "how many requests the journal keeps"),
+    Setting("max_sequences", _count, 1000, "how many sequence names are kept (oldest evicted)"),
+    Setting("admin_token", _text, None, "when set, /__mockstatus/* (but health) needs 'Authorization: Bearer <token>'"),
+    Setting("allowed_redirect_hosts", _hosts, (), "comma list of hosts an absolute location= may point to (empty: any)"),
+    Setting("upgrade_idle_timeout", _seconds, 30.0, "how long a raw upgraded (101) connection may stay idle"),
+    Setting("max_connections", _count_or_zero, 16384, "most connections open at once (0: no limit); above it: 503 and close"),
+    Setting("header_timeout", _seconds, 10.0, "time a client has to send a request's line and headers (0: off); then 408 and close"),
+    Setting("body_timeout", _seconds, 10.0, "time a request body may go without a byte arriving; then 408 (or 400 if broken) and close"),
+    Setting("log_format", _choice("text", "json"), "text", "log line format: text or json"),
+    Setting("access_log", _bool, False, "log every request (off by default for speed)", "switch"),
 )
 
-OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
 def _default(name: str) -> Any:
-    return OPTIONS_BY_NAME[name].default
+    return SETTINGS_BY_NAME[name].default
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """The settings a server runs with; defaults come from OPTIONS (one place)."""
+    """The settings a server runs with; defaults come from SETTINGS (one place)."""
 
     host: str = _default("host")
     port: int = _default("port")
@@ -192,27 +192,27 @@ def parse_values(raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
     """Parse named raw values; errors name where the value came from."""
     parsed: dict[str, Any] = {}
     for name, value in raw.items():
-        option = OPTIONS_BY_NAME.get(name)
-        if option is None:
-            allowed = ", ".join(OPTIONS_BY_NAME)
+        setting = SETTINGS_BY_NAME.get(name)
+        if setting is None:
+            allowed = ", ".join(SETTINGS_BY_NAME)
             raise ValueError(f"{origin}: unknown setting {name!r}; allowed: {allowed}")
         try:
-            parsed[name] = option.parse(value)
+            parsed[name] = setting.parse(value)
         except ValueError as exc:
             raise ValueError(f"{origin} {name}: {exc}") from None
     return parsed
 
 
-def parse_one(option: Option, value: Any, origin: str) -> Any:
+def parse_one(setting: Setting, value: Any, origin: str) -> Any:
     """One flag or env value; the error names where it came from (``--port: bad port 'x': ...``)."""
     try:
-        return option.parse(value)
+        return setting.parse(value)
     except ValueError as exc:
         raise ValueError(f"{origin}: {exc}") from None
 
 
 def env_values(environ: Mapping[str, str]) -> dict[str, Any]:
-    return {o.name: parse_one(o, environ[o.env], o.env) for o in OPTIONS if o.env in environ and o.name != "config"}
+    return {o.name: parse_one(o, environ[o.env], o.env) for o in SETTINGS if o.env in environ and o.name != "config"}
 
 
 def merge(*layers: Mapping[str, Any]) -> Settings:

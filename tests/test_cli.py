@@ -2,7 +2,7 @@
 
 Serving (console script and ``python -m``), signals, every setting as flag and
 env var, one-line errors with exit 2, ``codes``, ``check-config``, ``health``,
-and the README's settings table against ``mockstatus.settings.OPTIONS``.
+and the README's settings table against ``mockstatus.settings.SETTINGS``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 from mockstatus import __version__
 from mockstatus.catalog import load_catalog
 from mockstatus.cli import build_parser, resolve_settings
-from mockstatus.settings import OPTIONS, OPTIONS_BY_NAME
+from mockstatus.settings import SETTINGS, SETTINGS_BY_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = str(Path(sys.executable).parent / "mockstatus")
@@ -195,10 +195,10 @@ VALUES = {
 
 
 def test_the_table_covers_every_option():
-    assert set(VALUES) == set(OPTIONS_BY_NAME)
+    assert set(VALUES) == set(SETTINGS_BY_NAME)
 
 
-@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.env)
+@pytest.mark.parametrize("option", SETTINGS, ids=lambda o: o.env)
 def test_every_setting_has_an_env_var_and_the_flag_wins(option, tmp_path):
     files = {"file": tmp_path / "a.yaml", "other": tmp_path / "b.yaml"}
     for path in files.values():
@@ -218,11 +218,11 @@ def test_help_lists_every_flag_and_env_var():
     done = run("serve", "--help")
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
-    for option in OPTIONS:
+    for option in SETTINGS:
         assert option.flag in text and option.env in text, option.name
 
 
-BAD = [(o, VALUES[o.name][2]) for o in OPTIONS if VALUES[o.name][2] is not None]
+BAD = [(o, VALUES[o.name][2]) for o in SETTINGS if VALUES[o.name][2] is not None]
 
 
 @pytest.mark.parametrize("option,bad", BAD, ids=[f"{o.flag} {b}" for o, b in BAD])
@@ -366,8 +366,8 @@ def unquote(cell: str) -> str:
 
 def test_readme_settings_table_lists_exactly_the_options():
     rows = readme_settings_rows()
-    assert [re.findall(r"`([^`]+)`", r[0])[0] for r in rows] == [o.flag for o in OPTIONS]
-    for row, option in zip(rows, OPTIONS):
+    assert [re.findall(r"`([^`]+)`", r[0])[0] for r in rows] == [o.flag for o in SETTINGS]
+    for row, option in zip(rows, SETTINGS):
         flag, env, key, default, meaning = row
         assert unquote(env) == option.env
         assert unquote(key) == option.name
@@ -379,13 +379,13 @@ def test_readme_settings_table_lists_exactly_the_options():
 
 
 def test_settings_fields_are_exactly_the_options_with_their_defaults():
-    """One table (settings.OPTIONS) feeds flags, env vars, the config file and the defaults."""
+    """One table (settings.SETTINGS) feeds flags, env vars, the config file and the defaults."""
     import dataclasses
 
-    from mockstatus.settings import OPTIONS, Settings
+    from mockstatus.settings import SETTINGS, Settings
 
-    assert [field.name for field in dataclasses.fields(Settings)] == [option.name for option in OPTIONS]
-    assert all(getattr(Settings(), option.name) == option.default for option in OPTIONS)
+    assert [field.name for field in dataclasses.fields(Settings)] == [option.name for option in SETTINGS]
+    assert all(getattr(Settings(), option.name) == option.default for option in SETTINGS)
 
 
 @pytest.mark.parametrize(

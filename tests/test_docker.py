@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mockstatus.settings import OPTIONS, OPTIONS_BY_NAME
+from mockstatus.settings import SETTINGS, SETTINGS_BY_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -348,7 +348,7 @@ def test_listens_on_all_interfaces_on_the_exposed_port():
     assert IMAGE_ENV["MOCKSTATUS_HOST"] == "0.0.0.0"
     (expose,) = FINAL.all("EXPOSE")
     assert expose.args.split() == [IMAGE_ENV["MOCKSTATUS_PORT"]] == ["8080"]
-    known = {option.env: option for option in OPTIONS}
+    known = {option.env: option for option in SETTINGS}
     for name, value in IMAGE_ENV.items():
         if name.startswith("MOCKSTATUS_"):
             assert name in known, f"ENV {name} is not a setting"
@@ -403,7 +403,7 @@ def test_compose_mounts_config_read_only_where_MOCKSTATUS_CONFIG_points():
     assert os.path.dirname(config) == target.rstrip("/")
     host_file = (COMPOSE.parent / source / os.path.basename(config)).resolve()
     assert host_file == ROOT / "config" / "statuses.yaml"
-    known = {option.env for option in OPTIONS}
+    known = {option.env for option in SETTINGS}
     assert set(SERVICE["environment"]) <= known
 
 
@@ -417,7 +417,7 @@ def test_compose_healthcheck_is_the_dockerfile_one():
 
 
 def test_compose_stop_grace_outlasts_the_shutdown_grace():
-    grace = OPTIONS_BY_NAME["shutdown_grace"].default
+    grace = SETTINGS_BY_NAME["shutdown_grace"].default
     assert docker_duration(SERVICE["stop_grace_period"]) > grace
 
 
@@ -594,7 +594,7 @@ def test_sigterm_lets_the_inflight_reply_finish_and_exits_0_within_the_grace(con
     reader = threading.Thread(target=read)
     reader.start()
     time.sleep(0.1)  # the request is being delayed now
-    grace = OPTIONS_BY_NAME["shutdown_grace"].parse(env.get("MOCKSTATUS_SHUTDOWN_GRACE", OPTIONS_BY_NAME["shutdown_grace"].default))
+    grace = SETTINGS_BY_NAME["shutdown_grace"].parse(env.get("MOCKSTATUS_SHUTDOWN_GRACE", SETTINGS_BY_NAME["shutdown_grace"].default))
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     try:
@@ -643,9 +643,9 @@ def test_readme_env_table_lists_every_setting():
         for line in readme_section().splitlines()
         if line.startswith("| `MOCKSTATUS_")
     ]  # fmt: skip
-    assert [row[0].strip("`") for row in rows] == [option.env for option in OPTIONS]
+    assert [row[0].strip("`") for row in rows] == [option.env for option in SETTINGS]
     image_values = {**IMAGE_ENV, **SERVICE["environment"]}
-    for (env, flag, default, image, _), option in zip(rows, OPTIONS, strict=True):
+    for (env, flag, default, image, _), option in zip(rows, SETTINGS, strict=True):
         env = env.strip("`")
         assert f"`{option.flag}`" in flag, env
         shown = default.strip("`")
@@ -683,8 +683,8 @@ def test_readme_github_actions_snippet():
     service = job["services"]["mockstatus"]
     assert service["ports"] == [f"8080:{IMAGE_ENV['MOCKSTATUS_PORT']}"]
     for name, value in service["env"].items():
-        assert name in {option.env for option in OPTIONS}, f"{name} is not a setting"
-        OPTIONS_BY_NAME[name.removeprefix("MOCKSTATUS_").lower()].parse(value)
+        assert name in {option.env for option in SETTINGS}, f"{name} is not a setting"
+        SETTINGS_BY_NAME[name.removeprefix("MOCKSTATUS_").lower()].parse(value)
     assert any("http://localhost:8080/status/" in step.get("run", "") for step in job["steps"])
 
 
@@ -693,7 +693,7 @@ def test_readme_gitlab_ci_snippet():
     (service,) = pipeline["test"]["services"]
     assert service["alias"] == "mockstatus"
     for name, value in service["variables"].items():
-        assert name in {option.env for option in OPTIONS}, f"{name} is not a setting"
-        OPTIONS_BY_NAME[name.removeprefix("MOCKSTATUS_").lower()].parse(value)
+        assert name in {option.env for option in SETTINGS}, f"{name} is not a setting"
+        SETTINGS_BY_NAME[name.removeprefix("MOCKSTATUS_").lower()].parse(value)
     assert pipeline["test"]["image"] == STAGES[0].base  # has python, which the script uses
     assert f"http://mockstatus:{IMAGE_ENV['MOCKSTATUS_PORT']}/status/" in " ".join(pipeline["test"]["script"])

@@ -491,7 +491,7 @@ LIMIT_SETTINGS = {
 def test_readme_limits_table_shows_each_limit_with_its_default_and_both_names():
     from pathlib import Path
 
-    from mockstatus.settings import OPTIONS
+    from mockstatus.settings import SETTINGS
 
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     section = text.split("\n## Limits and guarantees\n", 1)[1].split("\n### ", 1)[0]
@@ -499,7 +499,7 @@ def test_readme_limits_table_shows_each_limit_with_its_default_and_both_names():
     shown = {}
     for _, default, names, beyond in rows[2:]:
         flag, env = re.findall(r"`([^`]+)`", names)
-        (option,) = [o for o in OPTIONS if o.flag == flag]
+        (option,) = [o for o in SETTINGS if o.flag == flag]
         assert option.env == env and beyond
         assert option.parse(re.findall(r"`([^`]+)`", default)[0]) == option.default, (flag, default)
         shown[option.name] = default
