@@ -31,7 +31,7 @@ def fixture_start(runs: int) -> tuple[float, list[float]]:
     """The first start in a fresh interpreter (imports included), then warm starts."""
     sys.path.insert(0, str(ROOT))
     began = time.perf_counter()
-    from mockstatus.server_thread import serve_in_thread
+    from mockstatus.runner import serve_in_thread
 
     first_server = serve_in_thread()
     wait_http(first_server.url("/__mockstatus/health"), interval=0.001)

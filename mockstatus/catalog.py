@@ -17,8 +17,7 @@ from typing import Any
 
 import yaml
 
-from .durations import parse_duration
-from .settings import parse_values
+from .durations import format_seconds, parse_duration
 
 # Three ASCII digits, 100-999.  ``int()`` would also take "2_00", "+200",
 # " 200" and non-ASCII digits such as "٢٠٠" (httpbin's bug), so never use it alone.
@@ -117,7 +116,7 @@ def unknown_status(code: int) -> StatusInfo:
 @dataclasses.dataclass(frozen=True)
 class Catalog:
     statuses: Mapping[int, StatusInfo]
-    server: Mapping[str, Any]
+    server: Mapping[str, Any]  # the file's server: section as written; settings.load_config parses it
     sources: tuple[str, ...]
 
     def get(self, code: int) -> StatusInfo:
@@ -275,14 +274,10 @@ def _check_file(data: Any, path: str) -> tuple[dict[int, dict[str, Any]], dict[s
     for key, raw in codes_raw.items():
         code = parse_code(key, f"{path}: codes")
         codes[code] = _check_code_entry(raw, f"{path}: codes.{code}")
-    server_raw = data.get("server") or {}
-    if not isinstance(server_raw, Mapping):
+    server = data.get("server") or {}
+    if not isinstance(server, Mapping):
         raise ConfigError(f"{path}: server: expected a mapping of setting to value")
-    try:
-        server = parse_values(server_raw, f"{path}: server:")
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    return codes, server
+    return codes, dict(server)
 
 
 def _merge_entry(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
@@ -365,8 +360,6 @@ def load_catalog(overlay: str | Path | Mapping[str, Any] | None = None, *, base:
 
 def check_delays(catalog: Catalog, max_delay: float, default_delay: float) -> None:
     """A delay the server is configured with obeys ``--max-delay`` like a requested one."""
-    from .durations import format_seconds
-
     limit = format_seconds(max_delay)
     if default_delay > max_delay:
         raise ConfigError(f"--default-delay {format_seconds(default_delay)} is above --max-delay {limit}")

@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 
 from . import __version__
-from .settings import SETTINGS, ENV_PREFIX, Settings, env_values, merge, parse_one
+from .settings import ENV_PREFIX, SETTINGS, load_config, parse_one, resolve, server_url
 
 
 class UsageError(Exception):
@@ -63,23 +63,15 @@ def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]):
-    """flag > env > config file ``server:`` section > default."""
-    from .catalog import check_delays, load_catalog
-
-    given = [o for o in SETTINGS if getattr(args, o.name, None) is not None]
-    flag_values = {o.name: parse_one(o, getattr(args, o.name), o.flag) for o in given}
-    env = env_values(environ)
+    """The flags given, parsed, on top of env, the config file and the defaults (``settings.resolve``)."""
+    given = [s for s in SETTINGS if getattr(args, s.name, None) is not None]
+    flag_values = {s.name: parse_one(s, getattr(args, s.name), s.flag) for s in given}
     config_path = flag_values.get("config") or environ.get(ENV_PREFIX + "CONFIG") or None
-    catalog = load_catalog(config_path)
-    settings = merge(catalog.server, env, flag_values, {"config": config_path})
-    check_delays(catalog, settings.max_delay, settings.default_delay)
-    return settings, catalog
+    return resolve(config_path, environ=environ, overrides={**flag_values, "config": config_path})
 
 
 def cmd_codes(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from .catalog import load_catalog
-
-    catalog = load_catalog(args.config or environ.get(ENV_PREFIX + "CONFIG") or None)
+    catalog, _ = load_config(args.config or environ.get(ENV_PREFIX + "CONFIG") or None)
     if args.json:
         print(json.dumps([info.as_json() for info in catalog], ensure_ascii=False, indent=1))
         return 0
@@ -91,21 +83,14 @@ def cmd_codes(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from .catalog import load_catalog
-
-    catalog = load_catalog(args.path)
+    catalog, _ = load_config(args.path)
     print(f"{args.path}: ok ({len(catalog)} codes)")
     return 0
 
 
 def health_url(url: str | None, environ: Mapping[str, str]) -> str:
     if not url:
-        host = environ.get(ENV_PREFIX + "HOST", "127.0.0.1")
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        url = f"http://{host}:{environ.get(ENV_PREFIX + 'PORT', '8080')}"
+        url = server_url(environ.get(ENV_PREFIX + "HOST", "127.0.0.1"), environ.get(ENV_PREFIX + "PORT", "8080"))
     url = url.rstrip("/")
     if not url.endswith("/__mockstatus/health"):
         url += "/__mockstatus/health"
@@ -146,7 +131,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     except BrokenPipeError:  # `mockstatus codes | head`
         return 0
-    from .serve import run
+    from .runner import run
 
     try:
         return run(settings, catalog)
@@ -157,4 +142,4 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 0
 
 
-__all__ = ["main", "Settings"]
+__all__ = ["main"]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .server_thread import ThreadServer
+    from .runner import ThreadServer
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +41,7 @@ def mockstatus_config() -> Any:
 def mockstatus_server(mockstatus_config: Any) -> Iterator[ThreadServer]:
     """One mockstatus server per test session (per xdist worker)."""
     from .catalog import ConfigError
-    from .server_thread import serve_in_thread
+    from .runner import serve_in_thread
 
     try:
         server = serve_in_thread(mockstatus_config)

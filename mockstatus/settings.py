@@ -2,8 +2,10 @@
 
 Every setting has a flag ``--name``, an env var ``MOCKSTATUS_NAME`` and a key
 in the config file's ``server:`` section.  Precedence: flag > env > config
-file > default (issue #2).  Parsers raise ``ValueError`` with a one-line
-message; the CLI turns it into exit code 2.
+file > default.  Parsers raise ``ValueError`` with a one-line message; the CLI
+turns it into exit code 2.  ``resolve`` is the one place that turns a config
+file, the environment and given values into the ``Settings`` and ``Catalog``
+a server runs with (the CLI and ``serve_in_thread`` both call it).
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from collections.abc import Callable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .durations import parse_duration
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
 
 ENV_PREFIX = "MOCKSTATUS_"
 
@@ -215,9 +221,58 @@ def env_values(environ: Mapping[str, str]) -> dict[str, Any]:
     return {o.name: parse_one(o, environ[o.env], o.env) for o in SETTINGS if o.env in environ and o.name != "config"}
 
 
-def merge(*layers: Mapping[str, Any]) -> Settings:
-    """Later layers win: pass default-file, config, env, flags in that order."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged.update(layer)
-    return Settings(**merged)
+Config = str | Path | Mapping[str, Any] | None  # a YAML path, or a dict in the file's layout
+
+
+def load_config(config: Config = None) -> tuple[Catalog, dict[str, Any]]:
+    """The catalog overlaid by ``config``, and the file's ``server:`` values parsed.
+
+    Every problem, in ``codes:`` or ``server:``, is a one-line ``ConfigError``.
+    """
+    # Imported here, not at the top: ``mockstatus health`` reads the settings
+    # table but never a config file, so it does not load YAML.
+    from .catalog import ConfigError, load_catalog
+
+    catalog = load_catalog(config)
+    try:
+        return catalog, parse_values(catalog.server, f"{catalog.sources[-1]}: server:")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def resolve(
+    config: Config = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    base: Settings | None = None,
+) -> tuple[Settings, Catalog]:
+    """The settings and catalog one server runs with.
+
+    Later wins: ``base`` (default: the table's defaults) < the config file's
+    ``server:`` section < ``environ``'s ``MOCKSTATUS_*`` values < ``overrides``
+    (already parsed: the CLI's flags, ``serve_in_thread``'s keyword arguments).
+    Then every delay the server is configured with must obey ``--max-delay``.
+    """
+    from .catalog import check_delays
+
+    from_env = env_values(environ) if environ is not None else {}
+    catalog, from_file = load_config(config)
+    settings = (base or Settings()).replace(**{**from_file, **from_env, **(overrides or {})})
+    check_delays(catalog, settings.max_delay, settings.default_delay)
+    return settings, catalog
+
+
+def url_host(host: str) -> str:
+    """The host part of a URL that reaches a server listening on ``host``.
+
+    A wildcard address (0.0.0.0, ::) is reached on loopback; an IPv6 address
+    goes in brackets (RFC 3986 §3.2.2).
+    """
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def server_url(host: str, port: int | str) -> str:
+    return f"http://{url_host(host)}:{port}"

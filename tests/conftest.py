@@ -20,7 +20,7 @@ import logging
 
 import pytest
 
-from mockstatus.server_thread import serve_in_thread
+from mockstatus.runner import serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a wheel is built from: the paths pyproject.toml needs.  The Dockerfile's

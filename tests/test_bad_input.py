@@ -185,7 +185,7 @@ def test_control_character_in_a_request_header_is_refused_by_the_parser(live):
 
 @pytest.fixture(scope="module")
 def small(request):
-    from mockstatus.server_thread import serve_in_thread
+    from mockstatus.runner import serve_in_thread
 
     server = serve_in_thread(max_body_size=1024)
     request.addfinalizer(server.stop)

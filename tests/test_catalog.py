@@ -17,6 +17,7 @@ import yaml
 
 from mockstatus.catalog import ConfigError, default_catalog_path, load_catalog
 from mockstatus.cli import build_parser, resolve_settings
+from mockstatus.settings import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = load_catalog()
@@ -178,7 +179,7 @@ def test_bad_config_file(tmp_path, text, fragments):
     path = tmp_path / "bad.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
-        load_catalog(path)
+        load_config(path)
     message = str(caught.value)
     assert "\n" not in message and "\r" not in message
     for fragment in fragments:

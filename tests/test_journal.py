@@ -243,7 +243,7 @@ ROUTE_IDS = [f"{m} {p}" for m, p in ADMIN_ROUTES]
 
 @pytest.fixture(scope="module")
 def guarded_server():
-    from mockstatus.server_thread import serve_in_thread
+    from mockstatus.runner import serve_in_thread
 
     with serve_in_thread(admin_token="s3cret") as server:
         yield server

@@ -170,7 +170,7 @@ def test_host_rules_of_http11(live, raw, fragment):
 
 @pytest.fixture(scope="module")
 def tight(request):
-    from mockstatus.server_thread import serve_in_thread
+    from mockstatus.runner import serve_in_thread
 
     server = serve_in_thread(max_request_line=512, max_header_size=1024, max_headers=8)
     request.addfinalizer(server.stop)
@@ -289,7 +289,7 @@ def test_http10_keep_alive_with_content_length_stays_open(live):
 
 @pytest.fixture(scope="module")
 def small_body(request):
-    from mockstatus.server_thread import serve_in_thread
+    from mockstatus.runner import serve_in_thread
 
     server = serve_in_thread(max_body_size=64)
     request.addfinalizer(server.stop)
@@ -327,7 +327,7 @@ TIMEOUT = 0.2
 
 @pytest.fixture(scope="module")
 def impatient(request):
-    from mockstatus.server_thread import serve_in_thread
+    from mockstatus.runner import serve_in_thread
 
     server = serve_in_thread(header_timeout=TIMEOUT)
     request.addfinalizer(server.stop)

@@ -174,7 +174,7 @@ def test_refresh_with_a_path_is_fine(live):
 
 @pytest.fixture(scope="module")
 def narrowed(request):
-    from mockstatus.server_thread import serve_in_thread
+    from mockstatus.runner import serve_in_thread
 
     server = serve_in_thread(allowed_redirect_hosts=("good.test", "127.0.0.2"))
     request.addfinalizer(server.stop)

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from mockstatus.catalog import FAULTS
-from mockstatus.serve import start
+from mockstatus.runner import start
 from mockstatus.settings import Settings
 from wire import connect, read_response, read_to_end, request_bytes
 

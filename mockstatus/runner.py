@@ -1,4 +1,13 @@
-"""Start and stop the server: used by the CLI and by ``serve_in_thread``."""
+"""Start and stop a server: the CLI's process (``run``) and a test's thread (``serve_in_thread``).
+
+``start`` binds and returns a ``RunningServer``; ``serve_forever`` runs one
+until SIGTERM/SIGINT; ``ThreadServer`` runs one in a daemon thread with its
+own event loop, for sync callers (requests, subprocesses) and async ones
+alike, inside pytest or not::
+
+    with mockstatus.serve_in_thread() as server:
+        requests.get(server.url("/status/503"))
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,9 @@ import json
 import logging
 import signal
 import socket
+import threading
 import time
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -18,7 +29,7 @@ from .catalog import Catalog
 from .framing import Limits
 from .protocol import Listener, connection_limit
 from .server_state import STATE
-from .settings import Settings
+from .settings import Config, Settings, resolve, server_url, url_host
 
 access_log = logging.getLogger("mockstatus.access")
 KEEPALIVE_BACKSTOP = 3600.0  # seconds
@@ -55,7 +66,7 @@ class TextAccessLogger(AbstractAccessLogger):
         )  # fmt: skip
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging() -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger("mockstatus")
@@ -87,12 +98,7 @@ class RunningServer:
 
     @property
     def base_url(self) -> str:
-        host = self.host
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return server_url(self.host, self.port)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight replies finish for up to shutdown_grace, close the rest.
@@ -178,13 +184,140 @@ async def serve_forever(settings: Settings, catalog: Catalog) -> int:
     return 0
 
 
-def run(settings: Settings, catalog: Catalog) -> int:
-    configure_logging(settings)
+def new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when it is installed (a speed dependency only), else asyncio's."""
     try:
         import uvloop
-
-        loop_factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is optional off Linux/macOS
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(settings: Settings, catalog: Catalog) -> int:
+    configure_logging()
+    with asyncio.Runner(loop_factory=new_loop) as runner:
         return runner.run(serve_forever(settings, catalog))
+
+
+# --- a server in a thread, for tests ----------------------------------------------------
+
+
+class ThreadServer:
+    """A running server and the handles a test needs."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: RunningServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stopped: asyncio.Event | None = None
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> ThreadServer:
+        self._thread = threading.Thread(target=self._run, name="mockstatus-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("mockstatus did not start in time")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        loop = new_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stopped = asyncio.Event()
+        try:
+            self._server = await start(self.settings, self.catalog)
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stopped.wait()
+        await self._server.stop()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._loop is not None and self._stopped is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(timeout)
+
+    def __enter__(self) -> ThreadServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what tests use ---------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """The host part of ``base_url`` (an IPv6 address in brackets)."""
+        assert self._server is not None
+        return url_host(self._server.host)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.port
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        return self._server.base_url
+
+    def url(self, path: str = "/") -> str:
+        return self.base_url + (path if path.startswith("/") else "/" + path)
+
+    def call(self, func, *args):
+        """Run ``func(*args)`` on the server's loop and return its result (thread-safe)."""
+        assert self._loop is not None
+
+        async def invoke():
+            return func(*args)
+
+        return asyncio.run_coroutine_threadsafe(invoke(), self._loop).result(10)
+
+    @property
+    def state(self):
+        assert self._server is not None
+        return self._server.state
+
+    def reset(self) -> None:
+        """Clear the journal and every sequence."""
+        self.call(self.state.reset)
+
+    def requests(self, **filters: Any) -> list[dict[str, Any]]:
+        """The journal as dicts, filtered like ``GET /__mockstatus/requests``."""
+        return self.call(lambda: [entry.as_json() for entry in self.state.journal.query(**filters)])
+
+
+def serve_in_thread(
+    config: Config = None,
+    *,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> ThreadServer:
+    """Start a server on a free loopback port in a daemon thread.
+
+    ``config`` is a YAML path or a dict in the config-file layout (``codes:``,
+    ``server:``); ``overrides`` are settings such as ``max_delay=5``.
+    Use it as a context manager, or call ``stop()``.
+    """
+    given = dict(overrides)
+    if "port" not in given and settings is None:
+        given["port"] = 0  # a free port, whatever the config file's server: section says
+    settings, catalog = resolve(config, overrides=given, base=settings or Settings(host="127.0.0.1", port=0))
+    return ThreadServer(settings, catalog).start()
+
+
