@@ -14,7 +14,8 @@ from .catalog import Catalog, StatusInfo
 from .render import error_body, negotiate_format
 from .replies import BASE_HEADERS, EXPOSED, Replies
 from .settings import Settings
-from .state import JOURNAL_BODY_PREVIEW, Journal, Sequences
+from .journal import JOURNAL_BODY_PREVIEW, Journal
+from .sequences import Sequences
 
 log = logging.getLogger("mockstatus.access")
 

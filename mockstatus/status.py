@@ -35,7 +35,7 @@ from .replies import (
 )
 from .protocol import arrival
 from .server_state import STATE, ServerState
-from .state import SequenceConflict
+from .sequences import SequenceConflict
 
 
 _WEIGHT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
