@@ -8,23 +8,13 @@ from __future__ import annotations
 
 import functools
 import hmac
-import json
 
 from aiohttp import web
 
 from . import __version__
-from .server_state import STATE
-
-JSON = "application/json"
-
-
-def _json(data, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(data, ensure_ascii=False, indent=1).encode() + b"\n",
-        content_type=JSON,
-        headers={"Server": f"mockstatus/{__version__}", "Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"},
-    )
+from .bodies import admin_json
+from .errors import admin_error
+from .server import STATE
 
 
 def _bearer_matches(header: str, token: str) -> bool:
@@ -43,7 +33,7 @@ def guarded(handler):
         token = request.app[STATE].settings.admin_token
         if token:
             if not _bearer_matches(request.headers.get("Authorization", ""), token):
-                response = _json({"code": 401, "error": "admin endpoints need 'Authorization: Bearer <token>'"}, 401)
+                response = admin_error(401, "admin endpoints need 'Authorization: Bearer <token>'")
                 response.headers["WWW-Authenticate"] = 'Bearer realm="mockstatus-admin"'
                 return response
         return await handler(request)
@@ -53,13 +43,13 @@ def guarded(handler):
 
 async def health(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return _json({"status": "ok", "version": __version__, "codes": len(state.catalog)})
+    return admin_json({"status": "ok", "version": __version__, "codes": len(state.catalog)})
 
 
 @guarded
 async def codes(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return _json({"version": __version__, "codes": [info.as_json() for info in state.catalog]})
+    return admin_json({"version": __version__, "codes": [info.as_json() for info in state.catalog]})
 
 
 @guarded
@@ -69,28 +59,28 @@ async def requests_list(request: web.Request) -> web.Response:
     allowed = ("path", "method", "sequence", "since")
     for name in query:
         if name not in allowed:
-            return _json({"code": 400, "error": f"unknown filter {name!r}; allowed: {', '.join(allowed)}"}, 400)
+            return admin_error(400, f"unknown filter {name!r}; allowed: {', '.join(allowed)}")
     since = None
     if "since" in query:
         try:
             since = float(query["since"])
         except ValueError:
-            return _json({"code": 400, "error": f"bad since {query['since']!r}: expected a Unix time in seconds"}, 400)
+            return admin_error(400, f"bad since {query['since']!r}: expected a Unix time in seconds")
     entries = state.journal.query(
         path=query.get("path"), method=query.get("method"), sequence=query.get("sequence"), since=since
     )
-    return _json({"count": len(entries), "requests": [entry.as_json() for entry in entries]})
+    return admin_json({"count": len(entries), "requests": [entry.as_json() for entry in entries]})
 
 
 @guarded
 async def requests_clear(request: web.Request) -> web.Response:
     request.app[STATE].journal.clear()
-    return _json({"cleared": True})
+    return admin_json({"cleared": True})
 
 
 @guarded
 async def sequences_list(request: web.Request) -> web.Response:
-    return _json({"sequences": request.app[STATE].sequences.snapshot()})
+    return admin_json({"sequences": request.app[STATE].sequences.snapshot()})
 
 
 @guarded
@@ -98,5 +88,5 @@ async def sequences_reset(request: web.Request) -> web.Response:
     name = request.match_info.get("name")
     found = request.app[STATE].sequences.reset(name)
     if not found:
-        return _json({"code": 404, "error": f"no sequence named {name!r}"}, 404)
-    return _json({"reset": name or "all"})
+        return admin_error(404, f"no sequence named {name!r}")
+    return admin_json({"reset": name or "all"})

@@ -6,7 +6,8 @@ from aiohttp import web
 
 from . import admin, page, protocol, status
 from .catalog import Catalog, load_catalog
-from .server_state import STATE, ServerState
+from .errors import error_for
+from .server import STATE, ServerState
 from .settings import Settings
 
 ANY = "*"  # every method, the WebDAV ones included (423 Locked comes from WebDAV)
@@ -51,18 +52,20 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
 
 
 def make_expect_handler(state: ServerState):
+    def refuse(request: web.BaseRequest, status: int, message: str) -> web.Response:
+        state.journal.record(request, status)
+        return error_for(request, state.catalog, status, message)
+
     async def expect_handler(request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue`` (RFC 9110 §10.1.1): refuse an oversized body before it is sent."""
         protocol.begin(request)  # runs before the middlewares
         expect = request.headers.get("Expect", "")
         if expect.lower() != "100-continue":
-            return state.error(request, 417, f"unsupported Expect {expect!r}: only 100-continue is understood")
+            return refuse(request, 417, f"unsupported Expect {expect!r}: only 100-continue is understood")
         declared = request.content_length
         limit = state.settings.max_body_size
         if declared is not None and declared > limit:
-            return state.error(
-                request, 413, f"request body of {declared} bytes is above the max body size of {limit} bytes"
-            )
+            return refuse(request, 413, f"request body of {declared} bytes is above the max body size of {limit} bytes")
         if request.version >= (1, 1) and request.transport is not None:
             request.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return None

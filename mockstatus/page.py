@@ -25,10 +25,11 @@ from importlib import resources
 from aiohttp import web
 from multidict import CIMultiDict
 
+from .bodies import EMPTY_BODY, LANGS, NO_BODY, negotiate_lang
 from .catalog import FAULTS, Catalog, StatusInfo
-from .render import LANGS, negotiate_lang
-from .replies import EMPTY_BODY, NO_BODY, SERVER
-from .server_state import STATE
+from .errors import error_for
+from .heads import SERVER
+from .server import STATE
 
 STATIC_PREFIX = "__mockstatus/static/"  # relative, so the page also works behind a path prefix
 STATIC_FILES = {"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; charset=utf-8"}
@@ -598,7 +599,7 @@ def _not_get(request: web.Request) -> web.Response | None:
     if request.method in ("GET", "HEAD"):
         return None
     state = request.app[STATE]
-    response = state.error(request, 405, f"{request.method} is not allowed on {request.path}; allowed: {ALLOWED_METHODS}", record=False)
+    response = error_for(request, state.catalog, 405, f"{request.method} is not allowed on {request.path}; allowed: {ALLOWED_METHODS}")
     response.headers["Allow"] = ALLOWED_METHODS
     return response
 
@@ -611,12 +612,12 @@ async def index(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     for name in request.query:
         if name != "lang":
-            return state.error(request, 400, f"unknown parameter {name!r} for /; allowed: lang", record=False)
+            return error_for(request, state.catalog, 400, f"unknown parameter {name!r} for /; allowed: lang")
     lang = request.query.get("lang")
     if lang is None:
         lang = negotiate_lang(request.headers.get("Accept-Language"))
     elif lang not in LANGS:
-        return state.error(request, 400, f"bad lang {lang!r}: expected one of {', '.join(LANGS)}", record=False)
+        return error_for(request, state.catalog, 400, f"bad lang {lang!r}: expected one of {', '.join(LANGS)}")
     headers = CIMultiDict(
         {
             "Content-Language": lang,
@@ -637,5 +638,5 @@ async def static(request: web.Request) -> web.StreamResponse:
     if asset is None:
         state = request.app[STATE]
         allowed = ", ".join(sorted(STATIC_FILES))
-        return state.error(request, 404, f"no static file {name!r}; the page uses: {allowed}", record=False)
+        return error_for(request, state.catalog, 404, f"no static file {name!r}; the page uses: {allowed}")
     return _send(request, asset, CIMultiDict())

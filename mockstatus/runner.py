@@ -28,10 +28,9 @@ from .app import make_app
 from .catalog import Catalog
 from .framing import Limits
 from .protocol import Listener, connection_limit
-from .server_state import STATE
+from .server import STATE, access_log
 from .settings import Config, Settings, resolve, server_url, url_host
 
-access_log = logging.getLogger("mockstatus.access")
 KEEPALIVE_BACKSTOP = 3600.0  # seconds
 SHUTDOWN_SLACK = 0.5  # seconds aiohttp's shutdown waits beyond --shutdown-grace, see start()
 

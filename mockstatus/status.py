@@ -18,14 +18,17 @@ import time
 from aiohttp import web
 from multidict import CIMultiDict
 
+from .bodies import negotiate_format, negotiate_lang, response_body, response_headers
 from .catalog import CODE_FORM, CODE_PATTERN, FAULTS, StatusInfo
+from .cors import cors, preflight
+from .errors import error_for
 from .options import NO_OPTIONS, BadRequest, Options, has_options, parse_code_text, parse_options
-from .render import negotiate_format, negotiate_lang
-from .replies import (
+from .protocol import arrival
+from .sequences import SequenceConflict
+from .server import STATE, ServerState, access_log
+from .wire import (
     WEBSOCKET_VERSION,
-    RawReply,
-    response_body,
-    response_headers,
+    AlreadySent,
     send_fault,
     send_headerless,
     send_raw_upgrade,
@@ -33,9 +36,6 @@ from .replies import (
     websocket_problem,
     write_interim,
 )
-from .protocol import arrival
-from .server_state import STATE, ServerState
-from .sequences import SequenceConflict
 
 
 _WEIGHT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
@@ -123,13 +123,13 @@ async def read_body(request: web.BaseRequest, limit: int, preview_size: int) -> 
 async def status_handler(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     text = request.match_info["codes"]
-    info = state.immediate.get(text)
+    info = state.fast_path.get(text)
     if info is not None and _plain(request):
-        return _immediate(request, state, info)
+        return _fast_path(request, state, info)
     try:
         options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            return state.preflight(request)
+            return _preflight(request, state)
         body_size, preview = await read_body(request, state.settings.max_body_size, state.preview_size)
         extra = None
         if CODE_PATTERN.fullmatch(text):
@@ -138,13 +138,13 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
             codes, cumulative = weighted_choices(text)
             code = options.random().choices(codes, cum_weights=cumulative)[0]
             extra = [("X-Mockstatus-Choice", str(code))]
-            info = state.immediate.get(str(code))
+            info = state.fast_path.get(str(code))
             if info is not None and options is NO_OPTIONS and not body_size:
-                return _immediate(request, state, info, extra)
+                return _fast_path(request, state, info, extra)
         else:
             raise BadRequest(f"bad code {text!r}: expected {CODE_FORM}, e.g. /status/418, or a list /status/200,503:2")
     except BadRequest as exc:
-        return state.error(request, exc.status, exc.message)
+        return _error(request, state, exc.status, exc.message)
     return await deliver(request, state, code, options, extra=extra, body_size=body_size, preview=preview)
 
 
@@ -158,10 +158,10 @@ def _plain(request: web.BaseRequest) -> bool:
     )
 
 
-def _immediate(
+def _fast_path(
     request: web.Request, state: ServerState, info: StatusInfo, extra: list[tuple[str, str]] | None = None
 ) -> web.Response:
-    """The hot path: a catalog code asked for with no options, no body and no delay.
+    """A catalog code asked for with no options, no body and no delay.
 
     Everything but the negotiation is precomputed, and nothing awaits, so the
     reply costs what a bare aiohttp handler does plus a dict lookup and a
@@ -172,27 +172,42 @@ def _immediate(
     lang = negotiate_lang(headers.get("Accept-Language")) if "Accept-Language" in headers else "en"
     prepared = state.replies.prepared(info.code, fmt, lang)
     if extra or "Origin" in headers:
-        response_headers = CIMultiDict(prepared.headers)
+        reply_headers = CIMultiDict(prepared.headers)
         if extra:
-            response_headers.extend(extra)
+            reply_headers.extend(extra)
         if "Origin" in headers:
-            state.cors(request, response_headers)
+            cors(reply_headers, headers["Origin"])
     else:
-        response_headers = prepared.headers
+        reply_headers = prepared.headers
     state.journal.record_plain(request, info.code)
-    return web.Response(status=info.code, reason=info.reason, body=prepared.body, headers=response_headers)
+    return web.Response(status=info.code, reason=info.reason, body=prepared.body, headers=reply_headers)
+
+
+def _error(request: web.BaseRequest, state: ServerState, status: int, message: str) -> web.Response:
+    """An error reply to ``request``, recorded in the journal."""
+    response = error_for(request, state.catalog, status, message)
+    state.journal.record(request, status)
+    return response
+
+
+def _preflight(request: web.BaseRequest, state: ServerState) -> web.Response:
+    headers = request.headers
+    response = preflight(headers.get("Origin"), headers.get("Access-Control-Request-Headers"))
+    state.journal.record(request, 204)
+    return response
 
 
 async def status_missing(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    return state.error(request, 400, f"missing code: expected /status/<code> with {CODE_FORM}, e.g. /status/418")
+    return _error(request, state, 400, f"missing code: expected /status/<code> with {CODE_FORM}, e.g. /status/418")
 
 
 async def sequence_missing(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    return state.error(
-        request, 400, f"missing codes in {request.path!r}: expected /sequence/<name>/<codes>, e.g. /sequence/pay/503*2,200"
-    )
+    return _error(
+        request, state, 400,
+        f"missing codes in {request.path!r}: expected /sequence/<name>/<codes>, e.g. /sequence/pay/503*2,200",
+    )  # fmt: skip
 
 
 async def sequence_handler(request: web.Request) -> web.StreamResponse:
@@ -205,14 +220,14 @@ async def sequence_handler(request: web.Request) -> web.StreamResponse:
         codes = parse_sequence(text)
         options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            return state.preflight(request)
+            return _preflight(request, state)
         body_size, preview = await read_body(request, state.settings.max_body_size, state.preview_size)
         try:
             code, step = state.sequences.step(name, codes, text, options.cycle)
         except SequenceConflict as exc:
             raise BadRequest(str(exc), 409) from None
     except BadRequest as exc:
-        return state.error(request, exc.status, exc.message)
+        return _error(request, state, exc.status, exc.message)
     extra = [("X-Mockstatus-Sequence", name), ("X-Mockstatus-Step", str(step))]
     return await deliver(
         request, state, code, options, extra=extra, body_size=body_size, preview=preview, sequence=name, step=step
@@ -336,14 +351,14 @@ async def deliver(
             request, 499, body_size=body_size, body_preview=preview, delay=delay,
             client_gone=True, sequence=sequence, step=step,
         )  # fmt: skip
-        state.log_gone(request, delay)
+        _log_gone(state, request, delay)
         raise
     except ConnectionResetError:
         state.journal.record(
             request, 499, body_size=body_size, body_preview=preview, delay=delay,
             client_gone=True, sequence=sequence, step=step,
         )  # fmt: skip
-        return RawReply(499)
+        return AlreadySent(499)
     finally:
         state.in_flight.discard(task)  # type: ignore[arg-type]
     # response.status, not info.code: a refused upgrade answers 400/426 instead of 101.
@@ -363,17 +378,17 @@ async def _final(
 
     if kind in FAULTS:
         send_fault(request, kind, prepared, options.random())
-        return RawReply(info.code, info.reason)
+        return AlreadySent(info.code, info.reason)
     if kind == "headerless":
         body = options.body if options.body is not None else (info.body if info.body is not None else prepared.body)
         send_headerless(request, body.encode("utf-8", "surrogateescape") if isinstance(body, str) else (body or b""))
-        return RawReply(info.code, info.reason)
+        return AlreadySent(info.code, info.reason)
     if kind == "upgrade":
         return await _upgrade(request, state, info)
 
     headers = response_headers(prepared, options, extra)
     if "Origin" in request.headers:
-        state.cors(request, headers)
+        cors(headers, request.headers["Origin"])
     body = response_body(prepared, options)
     if kind == "close":
         # RFC 9112 §9.6: say so, to HTTP/1.0 clients too (aiohttp only adds it for 1.1).
@@ -431,25 +446,25 @@ async def _slow_body(request, info: StatusInfo, headers, body: bytes, options: O
 async def _upgrade(request: web.Request, state: ServerState, info: StatusInfo) -> web.StreamResponse:
     if request.version < (1, 1):
         # RFC 9110 §7.8: a server must ignore Upgrade on HTTP/1.0; 101 cannot happen.
-        return state.error(request, 400, "101 Switching Protocols needs an HTTP/1.1 request", record=False)
+        return error_for(request, state.catalog, 400, "101 Switching Protocols needs an HTTP/1.1 request")
     # RFC 9110 §7.8: Upgrade lists protocols in the client's order of preference; take the first.
     requested = request.headers.get("Upgrade", "").split(",")[0].strip()
     if requested.lower() == "websocket":
         problem = websocket_problem(request)
         if problem is not None:
-            response = state.error(request, problem[0], problem[1], record=False)
+            response = error_for(request, state.catalog, problem[0], problem[1])
             if problem[0] == 426:
                 response.headers["Sec-WebSocket-Version"] = WEBSOCKET_VERSION
             return response
         return await send_websocket_echo(request)
     if requested and not _PROTOCOL.fullmatch(requested):
-        return state.error(
-            request, 400, f"bad Upgrade {requested!r}: expected a protocol name[/version] such as websocket or h2c",
-            record=False,
+        return error_for(
+            request, state.catalog, 400,
+            f"bad Upgrade {requested!r}: expected a protocol name[/version] such as websocket or h2c",
         )  # fmt: skip
     token = requested or info.header("Upgrade") or "mockstatus-echo"
     await send_raw_upgrade(request, token, state.settings.upgrade_idle_timeout)
-    return RawReply(101, info.reason)
+    return AlreadySent(101, info.reason)
 
 
 async def not_found(request: web.Request) -> web.StreamResponse:
@@ -463,12 +478,18 @@ async def not_found(request: web.Request) -> web.StreamResponse:
             allowed |= methods
     if allowed:
         methods_text = ", ".join(sorted(allowed))
-        response = state.error(request, 405, f"method {request.method} is not allowed on {request.path!r}; allowed: {methods_text}")
+        response = _error(request, state, 405, f"method {request.method} is not allowed on {request.path!r}; allowed: {methods_text}")
         response.headers["Allow"] = methods_text
         return response
-    response = state.error(
-        request, 404, f"no route for {request.path!r}; try /status/<code> (e.g. /status/418) or / for the list"
+    response = _error(
+        request, state, 404, f"no route for {request.path!r}; try /status/<code> (e.g. /status/418) or / for the list"
     )
     return response
 
 
+def _log_gone(state: ServerState, request: web.BaseRequest, delay: float) -> None:
+    if state.settings.access_log:
+        access_log.info(
+            '%s "%s %s HTTP/%d.%d" 499 - client closed the connection during a %.3fs delay',
+            request.remote, request.method, request.path_qs, request.version.major, request.version.minor, delay,
+        )  # fmt: skip

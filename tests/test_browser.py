@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mockstatus.render import text_body
+from mockstatus.bodies import text_body
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ import os
 import pytest
 import requests
 
-from mockstatus.server_state import PREFLIGHT_METHODS
+from mockstatus.cors import PREFLIGHT_METHODS
 
 ORIGIN = "http://app.test:3000"
 MUST_EXPOSE = {"Location", "Retry-After", "WWW-Authenticate", "Proxy-Authenticate"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from mockstatus.catalog import load_catalog
-from mockstatus.render import text_body
+from mockstatus.bodies import text_body
 from wire import connect, read_head, request_bytes
 
 CATALOG = load_catalog()

@@ -15,7 +15,8 @@ import pytest
 import websockets.exceptions
 import websockets.sync.client
 
-from mockstatus.replies import ECHO_HIGH_WATER, SERVER
+from mockstatus.heads import SERVER
+from mockstatus.wire import ECHO_HIGH_WATER
 from wire import connect, read_exactly, read_head, read_response, read_until_close, request_bytes
 
 MESSAGES = ["hello", "", "héllo wörld ✓", "x" * 70_000]

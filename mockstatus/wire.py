@@ -1,135 +1,29 @@
-"""How a reply goes on the wire: normal, interim 1xx, upgrade, header-less, close, faults.
+"""Replies written to the socket by hand: interim 1xx, header-less, faults, upgrades.
 
-``Replies`` holds everything that depends only on (code, format, language),
-computed once when the catalog loads, so the hot path is a dict lookup and a
-``web.Response``.  The wire-level kinds bypass ``web.Response`` and write to
-the transport themselves, because aiohttp would send a 1xx as a *final*
-response and always adds a status line (see docs/notes in README).
+aiohttp would send a 1xx as a *final* response and always puts a status line
+and headers before a body, so these kinds bypass ``web.Response``: an interim
+head is written through aiohttp's view of the socket (the final reply
+follows on the same connection); the others take the socket from aiohttp
+(``protocol.connection_of(request).detach()``) and the handler returns
+``AlreadySent``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import random
 import socket
 import struct
 
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
 
+from .bodies import Prepared
 from .heads import SERVER, http_date, raw_head
-from .catalog import Catalog, StatusInfo
-from .options import NO_OPTIONS, Options
 from .protocol import connection_of
-from .render import CONTENT_TYPES, FORMATS, LANGS, render
 
 
-# Headers a cross-origin fetch() may read (CORS, issue #2): the ones our codes
-# set.  Sent only to requests that carry an Origin (every cross-origin browser
-# request does, RFC 6454 §7): 250 bytes less on every other reply (issue #8).
-EXPOSED = (
-    "Location, Retry-After, WWW-Authenticate, Proxy-Authenticate, Allow, Content-Range, "
-    "ETag, Link, Upgrade, Server-Timing, X-Mockstatus-Choice, X-Mockstatus-Sequence, "
-    "X-Mockstatus-Step, X-More-Info"
-)
-BASE_HEADERS = (
-    ("Server", SERVER),
-    ("Vary", "Accept, Accept-Language"),
-    ("Access-Control-Allow-Origin", "*"),
-)
-
-# RFC 9110 §15.3.5 / §15.4.5: 204 and 304 carry no content and aiohttp drops
-# Content-Length/Content-Type for them itself; 205 (§15.3.6) must have none
-# either, which we make explicit with "Content-Length: 0".
-NO_BODY = frozenset({204, 304})
-EMPTY_BODY = frozenset({205})
-
-
-class Prepared:
-    """The precomputed pieces of one final reply."""
-
-    __slots__ = ("info", "headers", "body", "content_type")
-
-    def __init__(self, info: StatusInfo, fmt: str, lang: str) -> None:
-        self.info = info
-        headers = CIMultiDict(BASE_HEADERS)
-        for name, value in info.headers:
-            headers.add(name, value)
-        if info.code in NO_BODY or info.code < 200:
-            self.body = None
-            self.content_type = None
-        elif info.code in EMPTY_BODY:
-            self.body = b""
-            self.content_type = None
-        else:
-            self.body = render(info, fmt, lang)
-            self.content_type = CONTENT_TYPES[fmt]
-            headers["Content-Type"] = self.content_type
-        if self.body == b"":
-            # aiohttp leaves "Content-Length: 0" out of a HEAD reply; HEAD must get
-            # the same headers as GET (RFC 9110 §9.3.2), so it is set here.
-            headers["Content-Length"] = "0"
-        self.headers = CIMultiDictProxy(headers)
-
-
-class Replies:
-    """Precomputed replies for one catalog."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self._table: dict[tuple[int, str, str], Prepared] = {}
-        for info in catalog:
-            for fmt in FORMATS:
-                for lang in LANGS:
-                    self._table[info.code, fmt, lang] = Prepared(info, fmt, lang)
-
-    def prepared(self, code: int, fmt: str, lang: str) -> Prepared:
-        found = self._table.get((code, fmt, lang))
-        if found is None:
-            # Unlisted codes (at most 900 x 6 entries) are cached on first use.
-            found = self._table[code, fmt, lang] = Prepared(self.catalog.get(code), fmt, lang)
-        return found
-
-
-def response_headers(prepared: Prepared, options: Options, extra: list[tuple[str, str]] | None) -> CIMultiDict:
-    """Prepared headers plus this request's overrides (same name replaces)."""
-    headers = CIMultiDict(prepared.headers)
-    if options is not NO_OPTIONS:
-        if options.location is not None:
-            headers["Location"] = options.location
-        if options.retry_after is not None:
-            headers["Retry-After"] = options.retry_after
-        replaced: set[str] = set()
-        for name, value in options.headers:
-            key = name.lower()
-            if key not in replaced:
-                headers.popall(name, None)
-                replaced.add(key)
-            headers.add(name, value)
-        if options.body is not None and prepared.body is not None and prepared.body != b"":
-            headers["Content-Type"] = CONTENT_TYPES["text"]
-            if not options.body:
-                headers["Content-Length"] = "0"  # as above: HEAD keeps it too
-    if extra:
-        for name, value in extra:
-            headers[name] = value
-    return headers
-
-
-def response_body(prepared: Prepared, options: Options) -> bytes | None:
-    if options.body is not None and prepared.body is not None and prepared.body != b"":
-        # surrogateescape: a body given in a header as bytes that are not UTF-8
-        # (aiohttp decodes those to surrogates) goes out as those same bytes.
-        return options.body.encode("utf-8", "surrogateescape")
-    return prepared.body
-
-
-# --- writing to the socket directly ------------------------------------------------
-
-
-class RawReply(web.StreamResponse):
+class AlreadySent(web.StreamResponse):
     """What a handler returns after writing (or refusing) the reply itself.
 
     aiohttp calls ``prepare()`` and ``write_eof()`` on whatever a handler
@@ -363,5 +257,5 @@ async def send_websocket_echo(request: web.Request) -> web.StreamResponse:
     except asyncio.CancelledError:
         if not _ended_by_client(transport):
             raise
-        return RawReply(101)
+        return AlreadySent(101)
     return ws

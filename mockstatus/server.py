@@ -1,0 +1,55 @@
+"""One running server's context: its settings, catalog, precomputed replies,
+sequences, journal, the replies in flight and the fast-path table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from .bodies import Replies
+from .catalog import Catalog, StatusInfo
+from .journal import JOURNAL_BODY_PREVIEW, Journal
+from .sequences import Sequences
+from .settings import Settings
+
+# One line per request with --access-log (runner.py's access loggers), and a
+# line for a client that went away during a delay (delivery.py).
+access_log = logging.getLogger("mockstatus.access")
+
+
+class ServerState:
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.replies = Replies(catalog)
+        self.sequences = Sequences(settings.max_sequences)
+        self.journal = Journal(settings.journal_size)
+        self.preview_size = JOURNAL_BODY_PREVIEW
+        # Replies still being delivered; a shutdown cancels them when its grace is over.
+        self.in_flight: set[asyncio.Task] = set()
+        # The fast path (status.status_handler): codes whose plain request needs
+        # nothing but the precomputed reply: an ordinary kind and no delay from
+        # the catalog or --default-delay.
+        self.fast_path: dict[str, StatusInfo] = {
+            str(info.code): info
+            for info in catalog
+            if info.kind == "normal" and not (info.delay if info.delay is not None else settings.default_delay)
+        }
+        self.closing = False
+
+    def reset(self) -> None:
+        """Forget per-test state: the journal and every sequence."""
+        self.journal.clear()
+        self.sequences.reset()
+
+    def cancel_in_flight(self) -> int:
+        """The shutdown grace is over: cancel every reply still running; return how many."""
+        running = [task for task in self.in_flight if not task.done()]
+        for task in running:
+            task.cancel()
+        return len(running)
+
+
+STATE = web.AppKey("mockstatus", ServerState)
