@@ -37,7 +37,7 @@ ALL_KINDS = KINDS + FAULTS
 # Headers that decide message framing or the connection; the server owns them.
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer"})
 
-CODE_KEYS = ("reason", "standard", "source", "kind", "then", "description", "headers", "body", "delay")
+CODE_KEYS = ("reason", "standard", "source", "kind", "then", "heartbeat", "description", "headers", "body", "delay")
 TOP_KEYS = ("codes", "server")
 
 
@@ -63,6 +63,7 @@ class StatusInfo:
     headers: tuple[tuple[str, str], ...]
     body: str | None
     delay: float | None
+    heartbeat: bool = False  # an interim code repeated while the delay runs (102, RFC 2518 §10.1)
     known: bool = True
 
     def description(self, lang: str) -> str:
@@ -87,6 +88,7 @@ class StatusInfo:
             "headers": [list(pair) for pair in self.headers],
             "body": self.body,
             "delay": self.delay,
+            "heartbeat": self.heartbeat,
         }
 
 
@@ -233,6 +235,12 @@ def _check_code_entry(raw: Any, where: str) -> dict[str, Any]:
         if then < 200:
             raise ConfigError(f"{where}.then: {then} is not a final code (expected 200 or above)")
         entry["then"] = then
+    if "heartbeat" in raw:
+        if not isinstance(raw["heartbeat"], bool):
+            raise ConfigError(f"{where}.heartbeat: expected true or false, got {raw['heartbeat']!r}")
+        if raw["heartbeat"] and raw.get("kind", "interim") != "interim":
+            raise ConfigError(f"{where}.heartbeat: only an interim code is repeated, not kind {raw['kind']!r}")
+        entry["heartbeat"] = raw["heartbeat"]
     if "description" in raw:
         desc = raw["description"]
         if isinstance(desc, str):
@@ -312,6 +320,8 @@ def _build(code: int, entry: dict[str, Any], where: str) -> StatusInfo:
         headers=headers,
         body=entry.get("body"),
         delay=entry.get("delay"),
+        # Only an interim kind repeats: an overlay may turn 102 into an ordinary reply.
+        heartbeat=kind == "interim" and entry.get("heartbeat", False),
     )
 
 

@@ -294,8 +294,8 @@ def _wake(future: asyncio.Future) -> None:
 
 
 async def _wait(request: web.Request, info: StatusInfo, delay: float, options: Options) -> None:
-    if info.code == 102 and info.kind == "interim":
-        # 102 Processing heartbeats while the delay runs (RFC 2518 §10.1).
+    if info.heartbeat:
+        # Heartbeats (102 Processing) while the delay runs (RFC 2518 §10.1).
         # One at once, then one at each whole interval strictly inside the
         # delay, on an absolute schedule: the count is ceil(delay / interval)
         # however late the timers fire (delay=250ms interval=100ms -> 3).
@@ -304,10 +304,10 @@ async def _wait(request: web.Request, info: StatusInfo, delay: float, options: O
         loop = asyncio.get_running_loop()
         start = loop.time()
         beats = max(1, math.ceil(delay / interval - 1e-9))
-        write_interim(request, 102, info.reason)
+        write_interim(request, info.code, info.reason)
         for beat in range(1, beats):
             await asyncio.sleep(max(0.0, start + beat * interval - loop.time()))
-            write_interim(request, 102, info.reason)
+            write_interim(request, info.code, info.reason)
         # The end, like every delay: from the arrival and never short (uvloop's
         # loop.time() has whole milliseconds).
         await sleep_at_least(delay, began)
@@ -333,7 +333,7 @@ async def deliver(
     state.in_flight.add(task)  # type: ignore[arg-type]
     try:
         if info.kind == "interim":
-            if info.code != 102:
+            if not info.heartbeat:  # a heartbeat code is written by _wait, from the start
                 write_interim(request, info.code, info.reason, info.headers)
             await _wait(request, info, delay, options)
             info = state.catalog.get(options.then or info.then or 200)
