@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import admin, page, protocol, status
+from . import admin, handlers, page, protocol
 from .catalog import Catalog, load_catalog
 from .errors import error_for
 from .server import STATE, ServerState
@@ -40,14 +40,16 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app.router.add_delete("/__mockstatus/sequences", admin.sequences_reset)
     app.router.add_delete("/__mockstatus/sequences/{name}", admin.sequences_reset)
     app.router.add_route(ANY, "/__mockstatus/static/{name}", page.static)
-    app.router.add_route(ANY, "/status", status.status_missing)
+    app.router.add_route(ANY, "/status", handlers.status_missing)
     # [\s\S]*, not .*: a decoded %0A in the path must reach the handler (a 400 naming
     # it), not fall through every route to aiohttp's bare "404: Not Found".
-    app.router.add_route(ANY, r"/status/{codes:[\s\S]*}", status.status_handler, expect_handler=expect)
-    app.router.add_route(ANY, r"/sequence/{name:[^/]+}/{codes:[\s\S]*}", status.sequence_handler, expect_handler=expect)
-    app.router.add_route(ANY, "/sequence", status.sequence_missing)
-    app.router.add_route(ANY, "/sequence/{name:[^/]+}", status.sequence_missing)
-    app.router.add_route(ANY, r"/{tail:[\s\S]*}", status.not_found, expect_handler=expect)
+    # The fast path is here too: status_handler answers a plain /status/NNN first thing.
+    app.router.add_route(ANY, r"/status/{codes:[\s\S]*}", handlers.status_handler, expect_handler=expect)
+    app.router.add_route(ANY, r"/sequence/{name:[^/]+}/{codes:[\s\S]*}", handlers.sequence_handler, expect_handler=expect)
+    app.router.add_route(ANY, "/sequence", handlers.sequence_missing)
+    app.router.add_route(ANY, "/sequence/{name:[^/]+}", handlers.sequence_missing)
+    # Everything else: 405 with Allow where the path exists for other methods, else 404.
+    app.router.add_route(ANY, r"/{tail:[\s\S]*}", handlers.not_found, expect_handler=expect)
     return app
 
 

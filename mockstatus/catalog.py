@@ -30,9 +30,10 @@ ILLEGAL_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 9112 §4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ); we keep it ASCII.
 REASON = re.compile(r"[\x20-\x7e\t]+", re.ASCII)
 
-KINDS = ("normal", "interim", "upgrade", "headerless", "close")
+# What ``kind:`` may say; kinds.py holds what each one does.  The faults can
+# also be asked for per request (``?fault=``).
 FAULTS = ("reset", "empty", "garbage", "malformed", "truncate", "no-length")
-ALL_KINDS = KINDS + FAULTS
+KIND_NAMES = ("normal", "interim", "upgrade", "headerless", "close", *FAULTS)
 
 # Headers that decide message framing or the connection; the server owns them.
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer"})
@@ -227,8 +228,8 @@ def _check_code_entry(raw: Any, where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}.source: expected text")
         entry["source"] = raw["source"]
     if "kind" in raw:
-        if raw["kind"] not in ALL_KINDS:
-            raise ConfigError(f"{where}.kind: bad kind {raw['kind']!r}; allowed: {', '.join(ALL_KINDS)}")
+        if raw["kind"] not in KIND_NAMES:
+            raise ConfigError(f"{where}.kind: bad kind {raw['kind']!r}; allowed: {', '.join(KIND_NAMES)}")
         entry["kind"] = raw["kind"]
     if "then" in raw:
         then = parse_code(raw["then"], f"{where}.then")

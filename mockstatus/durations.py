@@ -1,16 +1,19 @@
-"""Parse the duration syntax shared by delays, body delays, drips and config.
+"""Durations: the syntax shared by delays, body delays, drips and config, and waiting one out.
 
 Accepted: ``250ms``, ``2s``, ``1.5s``, ``1m``, a bare number of seconds (``1.5``),
 and for delays a uniform range ``1s-3s``.  Every parser raises ``ValueError``
 with a message that names the bad value and the allowed form, which callers put
-verbatim into a 400 body or a one-line config error.
+verbatim into a 400 body or a one-line config error.  ``sleep_at_least`` waits
+a duration out and never returns early.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import re
+import time
 
 # Plain ASCII digits only: ``float()`` would accept "1_0", "inf", "nan" and
 # non-ASCII digits, none of which a user means as a duration.
@@ -80,3 +83,34 @@ def format_seconds(seconds: float) -> str:
     if seconds == int(seconds):
         return f"{int(seconds)}s"
     return f"{seconds:g}s"
+
+
+async def sleep_at_least(seconds: float, since: float | None = None) -> None:
+    """``asyncio.sleep``, but never shorter by the monotonic clock; counted from ``since`` if given.
+
+    uvloop keeps loop time in whole milliseconds and rounds each timer, so a
+    timer can fire up to a millisecond early; a client timing the reply would
+    then see less than it asked for, so an early wake-up sleeps again until the
+    deadline.  ``asyncio.sleep`` is inlined (a future and a timer): a held
+    request keeps its frames for the whole delay, and one frame less adds up
+    over thousands of held requests (benchmarks/held_connections.py).
+    """
+    loop = asyncio.get_running_loop()
+    now = time.monotonic()
+    deadline = (now if since is None else min(since, now)) + seconds
+    seconds = deadline - now
+    while seconds > 0:
+        future = loop.create_future()
+        timer = loop.call_later(seconds, _wake, future)
+        try:
+            await future
+        finally:
+            timer.cancel()  # cancelled (client gone, shutdown): the timer goes at once
+        seconds = deadline - time.monotonic()
+        if seconds > 0:
+            seconds = max(seconds, 0.001)
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)

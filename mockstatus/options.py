@@ -15,6 +15,7 @@ import dataclasses
 import email.utils
 import random
 import re
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .catalog import CODE_FORM, CODE_PATTERN, FAULTS, FRAMING_HEADERS, ILLEGAL_VALUE, TOKEN
@@ -70,6 +71,24 @@ class Options:
 
 _SHARED_RANDOM = random.Random()
 NO_OPTIONS = Options()
+
+
+class Asked(NamedTuple):
+    """What one request asks for, read once from the aiohttp request (``handlers.ask``).
+
+    This, not the aiohttp request, is what delivery, the kinds' writers, the
+    bodies, errors and CORS work from; the request itself goes along only to
+    reach its connection and the journal.
+    """
+
+    code: int
+    options: Options
+    fmt: str  # the body format: text, json or html (Accept)
+    lang: str  # en or zh (Accept-Language)
+    origin: str | None  # the Origin header: a cross-origin caller gets CORS headers
+    arrived: float | None  # time.monotonic() when its head was complete; None: count delays from now
+    method: str
+    version: tuple[int, int]
 
 _SEED = re.compile(r"-?[0-9]{1,18}", re.ASCII)
 # Request header bytes that are not UTF-8 reach us as surrogates (aiohttp decodes

@@ -29,6 +29,7 @@ from .bodies import EMPTY_BODY, LANGS, NO_BODY, negotiate_lang
 from .catalog import FAULTS, Catalog, StatusInfo
 from .errors import error_for
 from .heads import SERVER
+from .kinds import KINDS
 from .server import STATE
 
 STATIC_PREFIX = "__mockstatus/static/"  # relative, so the page also works behind a path prefix
@@ -253,14 +254,9 @@ def wire_badges(info: StatusInfo) -> list[str]:
         badges.append("location")
     if info.code in NO_BODY or info.code in EMPTY_BODY:
         badges.append("no-body")
-    if info.kind == "interim":
-        badges.append("interim")
-    if info.kind == "upgrade":
-        badges.append("upgrade")
-    if info.kind == "headerless":
-        badges.append("headerless")
-    if info.kind == "close" or info.kind in FAULTS:
-        badges.append("closes")
+    kind_badge = KINDS[info.kind].badge
+    if kind_badge is not None:
+        badges.append(kind_badge)
     if info.header("Retry-After") is not None:
         badges.append("retry-after")
     if info.header("WWW-Authenticate") is not None or info.header("Proxy-Authenticate") is not None:
@@ -274,19 +270,15 @@ def browser_view(info: StatusInfo) -> str:
     """Whether fetch() in a browser can show this code's reply, and if not, why.
 
     ``ok``; ``interim`` (fetch sees only the final response); or why not:
-    ``upgrade``, ``headerless``, ``fault`` (the connection breaks), ``proxy``
-    (Chromium and Firefox reject a 407 from a server that is not their proxy;
-    checked with Chromium in tests/test_browser.py).
+    ``upgrade``, ``headerless``, ``fault`` (the connection breaks), all from
+    the kind (kinds.KINDS), or ``proxy`` (Chromium and Firefox reject a 407
+    from a server that is not their proxy; checked with Chromium in
+    tests/test_browser.py).
     """
-    if info.kind == "interim":
-        return "interim"
-    if info.kind in ("upgrade", "headerless"):
-        return info.kind
-    if info.kind in FAULTS and info.kind != "no-length":
-        return "fault"
-    if info.code == 407:
+    view = KINDS[info.kind].browser
+    if view == "ok" and info.code == 407:
         return "proxy"
-    return "ok"
+    return view
 
 
 def class_of(code: int) -> int:

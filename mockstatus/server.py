@@ -11,6 +11,7 @@ from aiohttp import web
 from .bodies import Replies
 from .catalog import Catalog, StatusInfo
 from .journal import JOURNAL_BODY_PREVIEW, Journal
+from .kinds import KINDS
 from .sequences import Sequences
 from .settings import Settings
 
@@ -29,13 +30,13 @@ class ServerState:
         self.preview_size = JOURNAL_BODY_PREVIEW
         # Replies still being delivered; a shutdown cancels them when its grace is over.
         self.in_flight: set[asyncio.Task] = set()
-        # The fast path (status.status_handler): codes whose plain request needs
-        # nothing but the precomputed reply: an ordinary kind and no delay from
-        # the catalog or --default-delay.
+        # The fast path (handlers.status_handler): codes whose plain request needs
+        # nothing but the precomputed reply: a fast kind and no delay from the
+        # catalog or --default-delay (the precedence of delivery._pick_delay).
         self.fast_path: dict[str, StatusInfo] = {
             str(info.code): info
             for info in catalog
-            if info.kind == "normal" and not (info.delay if info.delay is not None else settings.default_delay)
+            if KINDS[info.kind].fast and not (info.delay if info.delay is not None else settings.default_delay)
         }
         self.closing = False
 

@@ -1,0 +1,259 @@
+"""The aiohttp handlers behind ``/status`` and ``/sequence``, and the 404/405 fallback.
+
+Handlers stay thin: parse (small helpers that raise ``BadRequest``), pick the
+code, read the request once into an ``Asked`` (``ask``), and hand it to
+``delivery.deliver``.  A plain request for a catalog code is answered first
+thing in ``status_handler`` from the precomputed reply (the fast path).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from .bodies import negotiate_format, negotiate_lang
+from .catalog import CODE_FORM, CODE_PATTERN, StatusInfo
+from .cors import cors, preflight
+from .delivery import deliver
+from .errors import error_for
+from .options import NO_OPTIONS, Asked, BadRequest, Options, has_options, parse_code_text, parse_options
+from .protocol import arrival
+from .sequences import SequenceConflict
+from .server import STATE, ServerState
+
+_WEIGHT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+_REPEAT = re.compile(r"[0-9]{1,5}", re.ASCII)
+_SEQUENCE_NAME = re.compile(r"[A-Za-z0-9._~-]{1,128}", re.ASCII)
+MAX_CHOICES = 1000
+MAX_SEQUENCE_STEPS = 10_000
+
+
+# --- reading the request ------------------------------------------------------------
+
+
+def parse_choices(text: str) -> list[tuple[int, float]]:
+    """``200,503:2`` -> [(200, 1.0), (503, 2.0)]; weights are positive decimals."""
+    items = text.split(",")
+    if len(items) > MAX_CHOICES:
+        raise BadRequest(f"too many codes in {text[:40]!r}...: at most {MAX_CHOICES}")
+    choices = []
+    for item in items:
+        if not item:
+            raise BadRequest(f"bad code list {text!r}: empty item; expected CODE or CODE:WEIGHT separated by commas")
+        code_text, sep, weight_text = item.partition(":")
+        code = parse_code_text(code_text)
+        weight = 1.0
+        if sep:
+            if not _WEIGHT.fullmatch(weight_text) or float(weight_text) <= 0:
+                raise BadRequest(f"bad weight {weight_text!r} in {item!r}: expected a positive number such as 1, 0.5 or 3")
+            weight = float(weight_text)
+        choices.append((code, weight))
+    return choices
+
+
+@functools.lru_cache(maxsize=256)
+def weighted_choices(text: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Codes and cumulative weights of a list, parsed once per distinct list
+    (a load test repeats the same few URLs; a bad list raises and is not cached)."""
+    choices = parse_choices(text)
+    return tuple(code for code, _ in choices), tuple(itertools.accumulate(weight for _, weight in choices))
+
+
+def parse_sequence(text: str) -> tuple[int, ...]:
+    """``503*2,200`` -> (503, 503, 200)."""
+    codes: list[int] = []
+    for item in text.split(","):
+        if not item:
+            raise BadRequest(f"bad sequence {text!r}: empty item; expected CODE or CODE*COUNT separated by commas")
+        code_text, sep, count_text = item.partition("*")
+        code = parse_code_text(code_text)
+        count = 1
+        if sep:
+            if not _REPEAT.fullmatch(count_text) or int(count_text) < 1:
+                raise BadRequest(f"bad repeat {count_text!r} in {item!r}: expected a whole number of at least 1")
+            count = int(count_text)
+        if len(codes) + count > MAX_SEQUENCE_STEPS:
+            raise BadRequest(f"sequence {text[:40]!r} is too long: at most {MAX_SEQUENCE_STEPS} steps")
+        codes.extend([code] * count)
+    return tuple(codes)
+
+
+async def read_body(request: web.BaseRequest, limit: int, preview_size: int) -> tuple[int, bytes]:
+    """Read and discard the request body, keeping a preview for the journal."""
+    if not request.body_exists:
+        return 0, b""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise BadRequest(f"request body of {declared} bytes is above the max body size of {limit} bytes", 413)
+    size = 0
+    preview = bytearray()
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(f"request body is above the max body size of {limit} bytes", 413)
+        if len(preview) < preview_size:
+            preview += chunk[: preview_size - len(preview)]
+    return size, bytes(preview)
+
+def ask(request: web.Request, code: int, options: Options) -> Asked:
+    """Everything below the handlers needs of the request, read once."""
+    headers = request.headers
+    return Asked(
+        code=code,
+        options=options,
+        fmt=negotiate_format(headers.get("Accept")),
+        lang=negotiate_lang(headers.get("Accept-Language")) if "Accept-Language" in headers else "en",
+        origin=headers.get("Origin"),
+        # A delay counts from when the head was complete, not from when the
+        # handler got to run: under a burst of requests a handler starts after
+        # the ones ahead of it, and that queueing would otherwise add to every
+        # delay (benchmarks/delay_accuracy.py).  With a body it counts from when
+        # the body has been read, i.e. from now.
+        arrived=None if request.body_exists else arrival(request),
+        method=request.method,
+        version=request.version,
+    )
+
+
+# --- handlers -----------------------------------------------------------------------
+
+
+async def status_handler(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    text = request.match_info["codes"]
+    # The fast path: most requests are a plain GET /status/NNN, answered from
+    # the precomputed reply without parsing, awaiting or delivery.
+    info = state.fast_path.get(text)
+    if info is not None and _plain(request):
+        return _fast_path(request, state, info)
+    try:
+        options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return _preflight(request, state)
+        body_size, preview = await read_body(request, state.settings.max_body_size, state.preview_size)
+        extra = None
+        if CODE_PATTERN.fullmatch(text):
+            code = int(text)
+        elif "," in text or ":" in text:
+            codes, cumulative = weighted_choices(text)
+            code = options.random().choices(codes, cum_weights=cumulative)[0]
+            extra = [("X-Mockstatus-Choice", str(code))]
+            info = state.fast_path.get(str(code))
+            if info is not None and options is NO_OPTIONS and not body_size:
+                return _fast_path(request, state, info, extra)
+        else:
+            raise BadRequest(f"bad code {text!r}: expected {CODE_FORM}, e.g. /status/418, or a list /status/200,503:2")
+    except BadRequest as exc:
+        return _error(request, state, exc.status, exc.message)
+    return await deliver(request, state, ask(request, code, options), extra=extra, body_size=body_size, preview=preview)
+
+
+def _plain(request: web.BaseRequest) -> bool:
+    """No options, no body, no preflight, no Expect: the precomputed reply is the whole answer."""
+    return (
+        request.method != "OPTIONS"
+        and not request.body_exists
+        and "Expect" not in request.headers  # the app's expect handler answers it (417 or 100)
+        and not has_options(request)
+    )
+
+
+def _fast_path(
+    request: web.Request, state: ServerState, info: StatusInfo, extra: list[tuple[str, str]] | None = None
+) -> web.Response:
+    """A catalog code of a fast kind (kinds.KINDS) asked for with no options, no body and no delay.
+
+    Everything but the negotiation is precomputed, and nothing awaits, so the
+    reply costs what a bare aiohttp handler does plus a dict lookup and a
+    journal entry (benchmarks/throughput.py).
+    """
+    headers = request.headers
+    fmt = negotiate_format(headers.get("Accept"))
+    lang = negotiate_lang(headers.get("Accept-Language")) if "Accept-Language" in headers else "en"
+    prepared = state.replies.prepared(info.code, fmt, lang)
+    if extra or "Origin" in headers:
+        reply_headers = CIMultiDict(prepared.headers)
+        if extra:
+            reply_headers.extend(extra)
+        if "Origin" in headers:
+            cors(reply_headers, headers["Origin"])
+    else:
+        reply_headers = prepared.headers
+    state.journal.record_plain(request, info.code)
+    return web.Response(status=info.code, reason=info.reason, body=prepared.body, headers=reply_headers)
+
+
+def _error(request: web.BaseRequest, state: ServerState, status: int, message: str) -> web.Response:
+    """An error reply to ``request``, recorded in the journal."""
+    response = error_for(request, state.catalog, status, message)
+    state.journal.record(request, status)
+    return response
+
+
+def _preflight(request: web.BaseRequest, state: ServerState) -> web.Response:
+    headers = request.headers
+    response = preflight(headers.get("Origin"), headers.get("Access-Control-Request-Headers"))
+    state.journal.record(request, 204)
+    return response
+
+
+async def status_missing(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    return _error(request, state, 400, f"missing code: expected /status/<code> with {CODE_FORM}, e.g. /status/418")
+
+
+async def sequence_missing(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    return _error(
+        request, state, 400,
+        f"missing codes in {request.path!r}: expected /sequence/<name>/<codes>, e.g. /sequence/pay/503*2,200",
+    )  # fmt: skip
+
+
+async def sequence_handler(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    name = request.match_info["name"]
+    text = request.match_info["codes"]
+    try:
+        if not _SEQUENCE_NAME.fullmatch(name):
+            raise BadRequest(f"bad sequence name {name!r}: expected 1-128 of A-Z a-z 0-9 . _ ~ -")
+        codes = parse_sequence(text)
+        options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return _preflight(request, state)
+        body_size, preview = await read_body(request, state.settings.max_body_size, state.preview_size)
+        try:
+            code, step = state.sequences.step(name, codes, text, options.cycle)
+        except SequenceConflict as exc:
+            raise BadRequest(str(exc), 409) from None
+    except BadRequest as exc:
+        return _error(request, state, exc.status, exc.message)
+    extra = [("X-Mockstatus-Sequence", name), ("X-Mockstatus-Step", str(step))]
+    return await deliver(
+        request, state, ask(request, code, options), extra=extra, body_size=body_size, preview=preview,
+        sequence=name, step=step,
+    )  # fmt: skip
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    # The catch-all route hides aiohttp's own 405: a path that exists for other
+    # methods (POST /__mockstatus/health) gets 405 with Allow, not a 404.
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        match, methods = await resource.resolve(request)
+        if match is None:
+            allowed |= methods
+    if allowed:
+        methods_text = ", ".join(sorted(allowed))
+        response = _error(request, state, 405, f"method {request.method} is not allowed on {request.path!r}; allowed: {methods_text}")
+        response.headers["Allow"] = methods_text
+        return response
+    response = _error(
+        request, state, 404, f"no route for {request.path!r}; try /status/<code> (e.g. /status/418) or / for the list"
+    )
+    return response
