@@ -65,7 +65,6 @@ class StatusInfo:
     body: str | None
     delay: float | None
     heartbeat: bool = False  # an interim code repeated while the delay runs (102, RFC 2518 §10.1)
-    known: bool = True
 
     def description(self, lang: str) -> str:
         return self.description_zh if lang == "zh" and self.description_zh else self.description_en
@@ -112,7 +111,6 @@ def unknown_status(code: int) -> StatusInfo:
         headers=(),
         body=None,
         delay=None,
-        known=False,
     )
 
 
@@ -125,9 +123,6 @@ class Catalog:
     def get(self, code: int) -> StatusInfo:
         info = self.statuses.get(code)
         return info if info is not None else unknown_status(code)
-
-    def __contains__(self, code: object) -> bool:
-        return code in self.statuses
 
     def __iter__(self):
         return iter(sorted(self.statuses.values(), key=lambda s: s.code))
@@ -147,8 +142,8 @@ def default_catalog_path() -> Path:
     return Path(__file__).resolve().parent.parent / "config" / "statuses.yaml"
 
 
-# libyaml's safe loader reads the catalog ten times faster than the pure-Python
-# one, and that parse was most of a test server's start-up time (issue 5).
+# libyaml's safe loader when PyYAML has it: with the pure-Python one, parsing
+# the catalog is most of a test server's start-up time (benchmarks/startup.py).
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

@@ -128,7 +128,7 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
     # The fast path: most requests are a plain GET /status/NNN, answered from
     # the precomputed reply without parsing, awaiting or delivery.
     info = state.fast_path.get(text)
-    if info is not None and _plain(request):
+    if info is not None and _takes_fast_path(request):
         return _fast_path(request, state, info)
     try:
         options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
@@ -152,7 +152,7 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
     return await deliver(request, state, ask(request, code, options), extra=extra, body_size=body_size, preview=preview)
 
 
-def _plain(request: web.BaseRequest) -> bool:
+def _takes_fast_path(request: web.BaseRequest) -> bool:
     """No options, no body, no preflight, no Expect: the precomputed reply is the whole answer."""
     return (
         request.method != "OPTIONS"
@@ -183,7 +183,7 @@ def _fast_path(
             cors(reply_headers, headers["Origin"])
     else:
         reply_headers = prepared.headers
-    state.journal.record_plain(request, info.code)
+    state.journal.record_fast_path(request, info.code)
     return web.Response(status=info.code, reason=info.reason, body=prepared.body, headers=reply_headers)
 
 

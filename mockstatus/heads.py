@@ -1,4 +1,5 @@
-"""Raw HTTP/1.1 heads, for replies written straight to the socket."""
+"""The ``Server`` string every reply carries, and raw HTTP/1.1 heads for the
+replies written straight to the socket."""
 
 from __future__ import annotations
 

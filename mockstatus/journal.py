@@ -108,8 +108,8 @@ class Journal:
         )  # fmt: skip
         self._next_id += 1
 
-    def record_plain(self, request, status: int) -> None:
-        """``record`` for a reply with no body, delay or sequence: the hot path."""
+    def record_fast_path(self, request, status: int) -> None:
+        """``record`` for the fast path: a reply with no body, delay or sequence."""
         self._entries.append(
             (
                 self._next_id, time.time(), request.remote, request.method, request.rel_url,

@@ -6,7 +6,8 @@ a request header ``X-Mockstatus-<Option>`` (``retry_after`` ->
 headers can also be given as ``X-Mockstatus-Response-<Name>: value``.
 
 Parsers raise ``BadRequest`` whose message names the bad value and the form
-allowed; the handler answers it with a 400.
+allowed; the handler answers it with a 400.  ``Asked`` is the whole request as
+the layers below the handlers see it: its code, options and negotiated format.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Options:
         """A seeded generator when ``?seed=`` was given, so picks repeat."""
         if self.rng is None:
             # Unseeded picks share one generator: a Random() per request costs a
-            # urandom read and ~2.5 KiB (benchmarks/throughput.py).
+            # urandom read and its state's memory (benchmarks/throughput.py).
             self.rng = random.Random(self.seed) if self.seed is not None else _SHARED_RANDOM
         return self.rng
 

@@ -551,7 +551,7 @@ class Pages:
     @functools.cached_property
     def index(self) -> dict[str, Asset]:
         # Rendered on the first GET /, not at start-up: a test server started per
-        # test rarely shows the page, and rendering (with gzip) took ~5 ms a start.
+        # test rarely shows the page, and rendering it (with gzip) would slow every start.
         return {lang: Asset.of(render_index(self.catalog, lang).encode(), "text/html; charset=utf-8") for lang in LANGS}
 
 

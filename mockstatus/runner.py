@@ -106,7 +106,7 @@ class RunningServer:
         still running (a wait for it to finish, then a wait after asking it to
         stop, which a sleeping handler does not notice), so one delayed reply
         kept the process for two graces.  Cancelling the replies still running
-        when the grace is over ends both waits then (issue #4).
+        when the grace is over ends both waits then.
         """
         state = self.state
         state.closing = True

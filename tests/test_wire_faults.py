@@ -234,7 +234,7 @@ def test_a_thousand_mixed_faults_leave_nothing_behind(make_live):
 
 
 def test_raw_replies_log_no_error(make_live, caplog, capfd):
-    """RawReply writes nothing after a raw reply, so aiohttp has nothing to complain about."""
+    """AlreadySent writes nothing after a raw reply, so aiohttp has nothing to complain about."""
     server = make_live(OVERLAY, upgrade_idle_timeout=0.1)
     caplog.set_level(logging.DEBUG, logger="aiohttp")
     caplog.set_level(logging.DEBUG, logger="asyncio")
