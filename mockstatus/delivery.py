@@ -49,10 +49,10 @@ async def _wait(request: web.Request, asked: Asked, info: StatusInfo, delay: flo
         loop = asyncio.get_running_loop()
         start = loop.time()
         beats = max(1, math.ceil(delay / interval - 1e-9))
-        write_interim(request, info.code, info.reason)
+        write_interim(request, info.code, info.reason, info.headers)
         for beat in range(1, beats):
             await asyncio.sleep(max(0.0, start + beat * interval - loop.time()))
-            write_interim(request, info.code, info.reason)
+            write_interim(request, info.code, info.reason, info.headers)
         # The end, like every delay: from the arrival and never short (uvloop's
         # loop.time() has whole milliseconds).
         await sleep_at_least(delay, began)

@@ -99,6 +99,7 @@ async def read_body(request: web.BaseRequest, limit: int, preview_size: int) -> 
             preview += chunk[: preview_size - len(preview)]
     return size, bytes(preview)
 
+
 def ask(request: web.Request, code: int, options: Options) -> Asked:
     """Everything below the handlers needs of the request, read once."""
     headers = request.headers

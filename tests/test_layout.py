@@ -1,0 +1,130 @@
+"""The package's layout by job: the kinds table, the heartbeat flag, the layers' imports, the README's module map."""
+
+from __future__ import annotations
+
+import ast
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from mockstatus.catalog import FAULTS, KIND_NAMES, ConfigError, load_catalog
+from mockstatus.kinds import KINDS
+from mockstatus.page import browser_view, wire_badges
+from mockstatus.runner import serve_in_thread
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "mockstatus"
+
+
+# --- kinds.KINDS ------------------------------------------------------------------------
+
+
+def test_the_kinds_table_covers_every_kind_the_catalog_accepts():
+    assert tuple(KINDS) == KIND_NAMES
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_every_kind_that_breaks_or_ends_the_connection_says_so(name):
+    kind = KINDS[name]
+    assert kind.closes == (name in FAULTS or name in ("close", "headerless"))
+    assert kind.fast == (name == "normal")
+    assert kind.final == (name != "interim")
+
+
+def test_the_page_reads_badges_and_browser_views_from_the_table():
+    catalog = load_catalog()
+    for info in catalog:
+        kind = KINDS[info.kind]
+        if kind.badge is not None:
+            assert kind.badge in wire_badges(info)
+        assert browser_view(info) == ("proxy" if info.code == 407 else kind.browser)
+
+
+# --- the heartbeat flag -----------------------------------------------------------------
+
+
+def test_102_is_the_shipped_heartbeat_code():
+    assert [info.code for info in load_catalog() if info.heartbeat] == [102]
+
+
+@pytest.mark.parametrize(
+    "entry,fragment",
+    [({"heartbeat": "yes"}, "codes.103.heartbeat: expected true or false"),
+     ({"kind": "close", "heartbeat": True}, "codes.103.heartbeat: only an interim code is repeated")],
+    ids=["not-a-bool", "not-interim"],
+)  # fmt: skip
+def test_bad_heartbeat(entry, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        load_catalog({"codes": {103: entry}})
+
+
+def test_an_overlay_that_makes_102_ordinary_drops_its_heartbeat():
+    assert load_catalog({"codes": {102: {"kind": "normal"}}}).get(102).heartbeat is False
+
+
+def test_any_interim_code_can_have_heartbeats():
+    with serve_in_thread({"codes": {150: {"reason": "Still Here", "kind": "interim", "heartbeat": True}}}) as server:
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(b"GET /status/150?delay=250ms&interval=100ms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            received = b""
+            deadline = time.monotonic() + 5
+            while chunk := sock.recv(65536):
+                received += chunk
+                assert time.monotonic() < deadline
+    heads = received.split(b"\r\n\r\n")
+    assert heads[:3] == [b"HTTP/1.1 150 Still Here"] * 3
+    assert heads[3].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+# --- the layers -------------------------------------------------------------------------
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Each module's imports of other package modules (not those under TYPE_CHECKING)."""
+    edges: dict[str, set[str]] = {}
+    for path in PACKAGE.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+                node.body = []
+        found = edges.setdefault(path.stem, set())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found.update([node.module] if node.module else [alias.name for alias in node.names])
+    return {name: {m for m in found if (PACKAGE / f"{m}.py").exists()} for name, found in edges.items()}
+
+
+def test_the_package_has_no_import_cycles():
+    edges = package_imports()
+    edges["__init__"].discard("runner")  # the lazy re-export of serve_in_thread
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        if name not in done:
+            for other in sorted(edges.get(name, ())):
+                visit(other, (*path, name))
+            done.add(name)
+
+    for name in sorted(edges):
+        visit(name, ())
+
+
+@pytest.mark.parametrize(
+    "module,never",
+    [("catalog", "settings"), ("protocol", "handlers"), ("kinds", "delivery"), ("bodies", "wire"),
+     ("errors", "handlers"), ("wire", "kinds")],
+)  # fmt: skip
+def test_lower_layers_do_not_import_upper_ones(module, never):
+    assert never not in package_imports()[module]
+
+
+def test_the_readme_names_every_module():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Code layout") :]
+    named = set(re.findall(r"^\| `[^|]*", section, re.M))
+    modules = {name for row in named for name in re.findall(r"`(\w+)\.py`", row)}
+    assert modules == {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
