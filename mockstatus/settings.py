@@ -251,8 +251,9 @@ def resolve(
 
     Later wins: ``base`` (default: the table's defaults) < the config file's
     ``server:`` section < ``environ``'s ``MOCKSTATUS_*`` values < ``overrides``
-    (already parsed: the CLI's flags, ``serve_in_thread``'s keyword arguments).
-    Then every delay the server is configured with must obey ``--max-delay``.
+    (values, not text: the CLI's flags once parsed, ``serve_in_thread``'s
+    keyword arguments).  Then every delay the server is configured with must
+    obey ``--max-delay``.
     """
     from .catalog import check_delays
 
