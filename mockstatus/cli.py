@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 
 from . import __version__
+from .dependencies import aiohttp_problem
 from .settings import OPTIONS, ENV_PREFIX, Settings, env_values, merge, parse_one
 
 
@@ -141,6 +142,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.command == "health":
             return cmd_health(args, environ)
         settings, catalog = resolve_settings(args, environ)
+        problem = aiohttp_problem()
+        if problem is not None:
+            raise UsageError(problem)
     except (UsageError, ConfigError, ValueError) as exc:
         print(f"mockstatus: error: {exc}", file=sys.stderr)
         return 2

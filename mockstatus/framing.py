@@ -46,6 +46,7 @@ FRAMING_FIELDS = re.compile(
     re.IGNORECASE,
 )
 # RFC 9112 §7.1: chunk-size = 1*HEXDIG, then extensions; no "0x", no sign.
+TRAILING_OWS = re.compile(rb"[ \t]+\r\n")
 CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]+)((?:[ \t]*;[^\r\n]*)?)")
 HTTP2_PREFACE = b"PRI * HTTP/2.0"
 MAX_CHUNK_LINE = 4096  # a chunk-size line with its extensions
@@ -98,6 +99,7 @@ class Head:
     upgrade: bytes = b""  # the Upgrade field, when Connection lists "upgrade"
     close: bool = False  # no request may follow this one (HTTP/1.0 with Transfer-Encoding)
     expect: bool = False
+    padded: bool = False  # a field value ends in whitespace
 
 
 def check_start(data: bytes, limits: Limits) -> None:
@@ -232,6 +234,7 @@ def _parse_fields(method: bytes, target: bytes, version: tuple[int, int], fields
             "such as /status/418 (it is not a proxy)",
         )  # fmt: skip
     parsed = Head(method, target, version)
+    parsed.padded = b" \r\n" in fields or b"\t\r\n" in fields or fields.endswith((b" ", b"\t"))
     hosts = 0
     lengths: list[bytes] = []
     codings: list[bytes] = []

@@ -36,7 +36,7 @@ from aiohttp import web
 
 from .durations import format_seconds
 from .errors import plain_reply
-from .framing import ChunkedBody, Limits, Refusal, check_start, parse_head
+from .framing import TRAILING_OWS, ChunkedBody, Limits, Refusal, check_start, parse_head
 
 log = logging.getLogger("mockstatus")
 
@@ -213,7 +213,7 @@ class Connection(asyncio.Protocol):
                 except Refusal as refusal:
                     self._refuse(refusal)
                     return
-                if not (head.length or head.chunked or head.upgrade or head.close):
+                if not (head.length or head.chunked or head.upgrade or head.close or head.padded):
                     self._forward_head(data)
                     return
         if state is State.DETACHED:
@@ -291,7 +291,10 @@ class Connection(asyncio.Protocol):
                 check_start(chunk, limits)
                 consumed = end + 4 - len(self.buffer)
                 head = parse_head(chunk[:end], limits)
-                forward.append(chunk[: end + 4] if self.buffer else data[pos : pos + consumed])
+                raw = chunk[: end + 4] if self.buffer else data[pos : pos + consumed]
+                # RFC 9112 §5: whitespace around a field value is not part of it;
+                # aiohttp's older parsers keep the trailing part, so it goes here.
+                forward.append(TRAILING_OWS.sub(b"\r\n", raw) if head.padded else raw)
                 self.buffer = b""
                 pos += consumed
                 self._head_complete(head)

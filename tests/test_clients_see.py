@@ -57,6 +57,8 @@ class Raises:
     cls: type[BaseException]
     detail: str
     wraps: bool = False
+    # What the same client says at the floor of the aiohttp range (its parser's older wording).
+    older: str | None = None
 
     def cell(self) -> str:
         if self.wraps:
@@ -85,7 +87,7 @@ SEES: dict[str, tuple] = {
         Exit(1, "Received HTTP/0.9 when not allowed"), Exit(0, "prints the body"),
         Raises(requests.ConnectionError, "BadStatusLine", wraps=True),
         Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
-        Raises(aiohttp.ClientResponseError, "Bad status line"),
+        Raises(aiohttp.ClientResponseError, "Bad status line", older="Expected HTTP/"),
     ),
     "444": (
         Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
@@ -109,7 +111,7 @@ SEES: dict[str, tuple] = {
         Exit(1, "Received HTTP/0.9 when not allowed"), Exit(0, "prints the bytes"),
         Raises(requests.ConnectionError, "BadStatusLine", wraps=True),
         Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
-        Raises(aiohttp.ClientResponseError, "Bad status line"),
+        Raises(aiohttp.ClientResponseError, "Bad status line", older="Expected HTTP/"),
     ),
     "malformed": (
         Exit(8, "Header without colon"), Exit(8, "Header without colon"),
@@ -213,7 +215,8 @@ def test_python_client(live, row, client, caplog):
         with pytest.raises(Exception) as caught:
             RUNNERS[client](url)
         assert type(caught.value) is want.cls, described(caught.value)  # exactly this class
-        assert want.detail in described(caught.value)
+        seen = described(caught.value)
+        assert want.detail in seen or (want.older is not None and want.older in seen), seen
         return
     with caplog.at_level(logging.WARNING, logger="urllib3"):
         result = RUNNERS[client](url)
