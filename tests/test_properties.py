@@ -44,7 +44,7 @@ SETTINGS = settings(
     # MOCKSTATUS_EXAMPLES=5000 for a deeper run by hand; 150 keeps the file at a few seconds.
     max_examples=int(os.environ.get("MOCKSTATUS_EXAMPLES", "150")),
     deadline=None,
-    # ``live`` is one server for the session; nothing per example depends on its reset.
+    # ``mockstatus`` is one server for the session; nothing per example depends on its reset.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
@@ -726,12 +726,12 @@ def delays_small(expected: Expected, query, headers) -> bool:
 
 @SETTINGS
 @given(segment=segments, method=st.sampled_from(METHODS), accept=accepts, language=languages)
-def test_any_status_path_gets_its_reply_or_a_400_naming_it(live, segment, method, accept, language):
+def test_any_status_path_gets_its_reply_or_a_400_naming_it(mockstatus, segment, method, accept, language):
     assume(segment not in (".", ".."))  # dot segments are resolved away by the URL parser
     headers = negotiation_headers(accept, language)
     if method == "OPTIONS":
         headers.append(("Origin", b"http://page.test"))  # CORS, not a preflight (no Request-Method)
-    reply = send(live, method, "/status/" + quote(segment, safe=",:"), headers)
+    reply = send(mockstatus, method, "/status/" + quote(segment, safe=",:"), headers)
     try:
         if CODE.fullmatch(segment):
             choices = [int(segment)]
@@ -746,13 +746,13 @@ def test_any_status_path_gets_its_reply_or_a_400_naming_it(live, segment, method
     chosen = reply.header("X-Mockstatus-Choice")
     if chosen is not None:
         assert int(chosen) in choices
-        return check_reply(live, int(chosen), Expected(), method, reply)
+        return check_reply(mockstatus, int(chosen), Expected(), method, reply)
     # No header: one code, or a pick whose reply carries none (a fault, 444, 600, 101):
     # the reply must be what one of the codes in the list gives.
     problems = []
     for code in dict.fromkeys(choices):
         try:
-            return check_reply(live, code, Expected(), method, reply)
+            return check_reply(mockstatus, code, Expected(), method, reply)
         except AssertionError as exc:
             problems.append(f"{code}: {exc}")
     raise AssertionError(problems)
@@ -775,7 +775,7 @@ _names = itertools.count()
 
 @SETTINGS
 @given(name=sequence_names, spec=sequence_specs, method=st.sampled_from(("GET", "HEAD", "POST")))
-def test_any_sequence_steps_through_its_codes_or_gets_a_400_naming_it(live, name, spec, method):
+def test_any_sequence_steps_through_its_codes_or_gets_a_400_naming_it(mockstatus, name, spec, method):
     assume(name not in (".", "..") and spec not in (".", ".."))
     if SEQUENCE_NAME.fullmatch(name):
         name = f"{name[:100]}-{next(_names)}"  # a fresh name: a reused one with other codes is a 409
@@ -784,18 +784,18 @@ def test_any_sequence_steps_through_its_codes_or_gets_a_400_naming_it(live, name
         steps = expected_sequence(name, spec)
     except Bad as bad:
         event("a 400 naming the bad name or step")
-        return check_bad(send(live, method, target), bad, method)
+        return check_bad(send(mockstatus, method, target), bad, method)
     assume(len(steps) <= 12)
     event("a valid sequence")
     for call in range(min(len(steps) + 1, 6)):
         step = min(call, len(steps) - 1)
-        reply = send(live, method, target)
+        reply = send(mockstatus, method, target)
         code = steps[step]
-        info = live.catalog.get(code)
+        info = mockstatus.catalog.get(code)
         if info.kind in ("normal", "close"):
             assert reply.header("X-Mockstatus-Step") == str(step + 1)
             assert reply.header("X-Mockstatus-Sequence") == name
-        check_reply(live, code, Expected(), method, reply)
+        check_reply(mockstatus, code, Expected(), method, reply)
 
 
 plain = [c for c in range(100, 1000) if c != 101]
@@ -809,7 +809,7 @@ plain = [c for c in range(100, 1000) if c != 101]
     method=st.sampled_from(METHODS),
     accept=accepts,
 )
-def test_any_options_get_their_reply_or_a_400_naming_the_bad_one(live, code, query, headers, method, accept):
+def test_any_options_get_their_reply_or_a_400_naming_the_bad_one(mockstatus, code, query, headers, method, accept):
     target = f"/status/{code}"
     if query:
         target += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query)
@@ -822,32 +822,32 @@ def test_any_options_get_their_reply_or_a_400_naming_the_bad_one(live, code, que
         expected = expected_options(query, headers)
     except Bad as bad:
         event("a 400 naming the bad option")
-        reply = send(live, method, target, headers + negotiation_headers(accept, None))
+        reply = send(mockstatus, method, target, headers + negotiation_headers(accept, None))
         return check_bad(reply, bad, method)
     assume(delays_small(expected, query, headers))
-    event(f"valid, kind {expected.fault or live.catalog.get(code).kind}")
-    reply = send(live, method, target, headers + negotiation_headers(accept, None), fault=expected.fault is not None)
-    check_reply(live, code, expected, method, reply)
+    event(f"valid, kind {expected.fault or mockstatus.catalog.get(code).kind}")
+    reply = send(mockstatus, method, target, headers + negotiation_headers(accept, None), fault=expected.fault is not None)
+    check_reply(mockstatus, code, expected, method, reply)
 
 
 @SETTINGS
 @given(code=st.sampled_from([c for c in plain if c >= 200]), fault=st.sampled_from(FAULTS),
        method=st.sampled_from(METHODS), how=st.sampled_from(["query", "header"]))  # fmt: skip
-def test_every_fault_breaks_the_exchange_the_way_it_says(live, code, fault, method, how):
+def test_every_fault_breaks_the_exchange_the_way_it_says(mockstatus, code, fault, method, how):
     if how == "query":
-        reply = send(live, method, f"/status/{code}?fault={fault}", fault=True)
+        reply = send(mockstatus, method, f"/status/{code}?fault={fault}", fault=True)
     else:
-        reply = send(live, method, f"/status/{code}", [("X-Mockstatus-Fault", fault.encode())], fault=True)
-    check_fault(live.catalog.get(code), fault, method, reply)
+        reply = send(mockstatus, method, f"/status/{code}", [("X-Mockstatus-Fault", fault.encode())], fault=True)
+    check_fault(mockstatus.catalog.get(code), fault, method, reply)
     # ... and the server carries on.
-    assert send(live, "GET", "/status/200").status == 200
+    assert send(mockstatus, "GET", "/status/200").status == 200
 
 
 @SETTINGS
 @given(body=st.binary(max_size=2048), method=st.sampled_from(("POST", "PUT", "PATCH", "DELETE")),
        code=st.sampled_from([c for c in plain if c >= 200 and c not in (408, 444, 600)]))  # fmt: skip
-def test_any_request_body_is_read_and_the_reply_is_unchanged(live, body, method, code):
-    check_reply(live, code, Expected(), method, send(live, method, f"/status/{code}", body=body))
+def test_any_request_body_is_read_and_the_reply_is_unchanged(mockstatus, body, method, code):
+    check_reply(mockstatus, code, Expected(), method, send(mockstatus, method, f"/status/{code}", body=body))
 
 
 class Tags(html.parser.HTMLParser):
@@ -869,22 +869,22 @@ PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "p", "a"}
 @SETTINGS
 @given(value=st.text(CHARS, min_size=1, max_size=30).map(lambda s: "<" + s),
        where=st.sampled_from(["code", "option", "header", "unknown", "path", "sequence"]))  # fmt: skip
-def test_request_values_in_html_error_pages_are_escaped(live, value, where):
+def test_request_values_in_html_error_pages_are_escaped(mockstatus, value, where):
     """An HTML 4xx names the bad value, escaped: markup sent in a request never becomes markup."""
     accept = [("Accept", b"text/html")]
     if where == "code":
-        reply = send(live, "GET", "/status/" + quote(value, safe=""), accept)
+        reply = send(mockstatus, "GET", "/status/" + quote(value, safe=""), accept)
     elif where == "option":
-        reply = send(live, "GET", "/status/200?retry_after=" + quote(value, safe=""), accept)
+        reply = send(mockstatus, "GET", "/status/200?retry_after=" + quote(value, safe=""), accept)
     elif where == "header":
-        reply = send(live, "GET", "/status/200", [*accept, ("X-Mockstatus-Delay", value.encode())])
+        reply = send(mockstatus, "GET", "/status/200", [*accept, ("X-Mockstatus-Delay", value.encode())])
         assume(reply.status != 400 or b"Invalid header value" not in reply.body)  # the parser's own 400
     elif where == "unknown":
-        reply = send(live, "GET", "/status/200?" + quote(value, safe="") + "=1", accept)
+        reply = send(mockstatus, "GET", "/status/200?" + quote(value, safe="") + "=1", accept)
     elif where == "path":
-        reply = send(live, "GET", "/nowhere/" + quote(value, safe=""), accept)
+        reply = send(mockstatus, "GET", "/nowhere/" + quote(value, safe=""), accept)
     else:
-        reply = send(live, "GET", f"/sequence/{quote(value, safe='')}/200", accept)
+        reply = send(mockstatus, "GET", f"/sequence/{quote(value, safe='')}/200", accept)
     assert reply.status in (400, 404), reply.raw[:300]
     if reply.header("Content-Type") != "text/html; charset=utf-8":
         assert reply.header("Content-Type").startswith("text/plain")  # the parser's own 400s
