@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from mockstatus.durations import parse_delay, parse_duration
-from wire import connect, read_head, read_response, read_to_end, request_bytes
+from wire import connect, read_chunk, read_exactly, read_head, read_response, read_to_end, reader, request_bytes
 
 # --- helpers ------------------------------------------------------------------------
 
@@ -360,14 +360,12 @@ def test_body_delay_sends_headers_at_once_and_the_body_later(mockstatus):
         sock.sendall(request_bytes("/status/200?body_delay=300ms"))
         head = read_head(sock)
         head_at = time.monotonic() - sent
+        assert not reader(sock).buffer  # the head came alone: no body byte read with it ...
         sock.setblocking(False)
         with pytest.raises(BlockingIOError):
-            sock.recv(1)  # the head came alone: no body byte yet
+            sock.recv(1)  # ... and none waiting yet
         sock.setblocking(True)
-        sock.settimeout(5)
-        body = b""
-        while len(body) < 7:
-            body += sock.recv(64)
+        body = read_exactly(sock, 7)
         body_at = time.monotonic() - sent
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert header_value(head, b"Content-Length") == b"7"
@@ -401,10 +399,11 @@ def test_drip_sends_each_piece_separately(mockstatus):
         sock.sendall(request_bytes("/status/200?drip=300ms&chunks=3&body=abcdefghij"))
         head = read_head(sock)
         head_at = time.monotonic() - sent
+        assert not reader(sock).buffer  # no piece came with the head
         pieces = []
         received = 0
         while received < 10:
-            piece = sock.recv(64)
+            piece = read_chunk(sock)
             assert piece, "closed before the whole body"
             pieces.append((time.monotonic() - sent, piece))
             received += len(piece)

@@ -7,7 +7,7 @@ else), ``/sequence/<name>/<codes>``, every query option and every
 with any method, ``Accept`` and ``Accept-Language``.  For each generated
 request the expected outcome is worked out here from the README's rules (an
 oracle written from the spec, not from the server's code) and compared with
-what a raw socket receives.  Besides that:
+what a raw socket receives (``wire.send``, the strict client).  Besides that:
 
 * never a 500, and never a dropped connection: after a reply that keeps the
   connection, a second request on the same socket (``/__mockstatus/health``)
@@ -30,7 +30,6 @@ import itertools
 import json
 import os
 import re
-import socket
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -38,7 +37,7 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from wire import connect
+from wire import Reply, send
 
 SETTINGS = settings(
     # MOCKSTATUS_EXAMPLES=5000 for a deeper run by hand; 150 keeps the file at a few seconds.
@@ -274,142 +273,6 @@ def expected_sequence(name: str, text: str) -> list[int]:
             raise Bad("too long")
         codes.extend([int(code_text)] * count)
     return codes
-
-
-# --- the client: raw bytes out, a small strict reader in ------------------------------
-
-
-@dataclass
-class Reply:
-    version: str
-    interim: list[int]
-    status: int | None  # None: no status line (nothing, or bytes that are not HTTP)
-    reason: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    raw: bytes  # everything read, for faults and 600
-    end: str  # "open", "close" (FIN) or "reset" (RST)
-
-    def header(self, name: str) -> str | None:
-        found = [v for k, v in self.headers if k.lower() == name.lower()]
-        return found[0] if found else None
-
-    def header_all(self, name: str) -> list[str]:
-        return [v for k, v in self.headers if k.lower() == name.lower()]
-
-
-class Reader:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = b""
-        self.raw = b""
-        self.end = "open"
-
-    def fill(self) -> bool:
-        if self.end != "open":
-            return False
-        try:
-            chunk = self.sock.recv(65536)
-        except ConnectionResetError:
-            self.end = "reset"
-            return False
-        if not chunk:
-            self.end = "close"
-            return False
-        self.buffer += chunk
-        self.raw += chunk
-        return True
-
-    def head(self) -> bytes | None:
-        while b"\r\n\r\n" not in self.buffer:
-            if not self.fill():
-                return None
-        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-        return head
-
-    def exactly(self, size: int) -> bytes:
-        while len(self.buffer) < size and self.fill():
-            pass
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-    def rest(self) -> bytes:
-        while self.fill():
-            pass
-        data, self.buffer = self.buffer, b""
-        return data
-
-
-def read_reply(reader: Reader, method: str) -> Reply:
-    interim: list[int] = []
-    while True:
-        head = reader.head()
-        if head is None or not head.startswith(b"HTTP/1."):
-            reader.rest()
-            return Reply("", interim, None, "", [], b"", reader.raw, reader.end)
-        line, *lines = head.decode("latin-1").split("\r\n")
-        version, status_text, reason = (line.split(" ", 2) + [""])[:3]
-        status = int(status_text)
-        headers = []
-        for item in lines:
-            name, sep, value = item.partition(":")
-            if not sep:  # the "malformed" fault: a line that is not a header
-                reader.rest()
-                return Reply(version, interim, status, reason, headers, b"", reader.raw, reader.end)
-            headers.append((name, value.strip(" \t")))  # OWS only: str.strip() would eat 0x85
-        if 100 <= status < 200 and status != 101:
-            interim.append(status)
-            continue
-        reply = Reply(version, interim, status, reason, headers, b"", reader.raw, reader.end)
-        length = reply.header("Content-Length")
-        if method == "HEAD" or status in (101, 204, 304):
-            pass
-        elif length is not None:
-            reply.body = reader.exactly(int(length))
-        else:
-            reply.body = reader.rest()  # RFC 9112 §6.3: no length, read until close
-        reply.raw, reply.end = reader.raw, reader.end
-        return reply
-
-
-def build_request(method: str, target: str, headers: list[tuple[str, bytes]], body: bytes = b"") -> bytes:
-    lines = [f"{method} {target} HTTP/1.1".encode(), b"Host: mockstatus.test"]
-    lines += [name.encode("latin-1") + b": " + value for name, value in headers]
-    if body:
-        lines.append(b"Content-Length: %d" % len(body))
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
-HEALTH = b"GET /__mockstatus/health HTTP/1.1\r\nHost: mockstatus.test\r\n\r\n"
-
-
-def send(server, method: str, target: str, headers=(), body: bytes = b"", *, fault: bool = False) -> Reply:
-    """One request on a new connection; then prove the connection was neither dropped
-    nor left out of step: a reply that keeps it must be followed by a working one.
-    For a fault asked for, read until the server ends the connection instead."""
-    with connect(server, timeout=5) as sock:
-        sock.sendall(build_request(method, target, list(headers), body))
-        reader = Reader(sock)
-        reply = read_reply(reader, method)
-        if fault:
-            reader.rest()
-            reply.raw, reply.end = reader.raw, reader.end
-        elif reply.status is not None and reply.status >= 200 and reply.status != 101 and reply.end == "open":
-            connection = (reply.header("Connection") or "").lower()
-            # HTTP/1.0 (aiohttp's parser errors) closes unless it says keep-alive.
-            if connection == "close" or reply.version == "HTTP/1.0" and connection != "keep-alive":
-                extra = reader.rest()
-                reply.end = reader.end
-                if method == "HEAD" and reply.version == "HTTP/1.0" and reply.status == 400:
-                    extra = b""  # a request the parser refused: it cannot know it was a HEAD, so a body follows
-                assert extra == b"" and reader.end == "close", f"a closing reply must end in a FIN: {extra[:100]!r}"
-            else:
-                sock.sendall(HEALTH)
-                follow = read_reply(reader, "GET")
-                assert follow.status == 200 and b'"status": "ok"' in follow.body, (
-                    f"the connection was not usable after {reply.status}: {follow.raw[-300:]!r}"
-                )
-        return reply
 
 
 # --- checking a reply against the spec -----------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 
 from mockstatus import __version__
 from mockstatus.catalog import load_catalog
-from wire import connect, exchange, read_head, request_bytes
+from wire import Reader, connect, exchange, read_head, request_bytes
 
 CATALOG = load_catalog()
 CODES = [info.code for info in CATALOG]
@@ -210,11 +210,10 @@ def test_request_body_is_read_and_the_connection_reused(mockstatus, method):
     body = b"x" * 50_000
     with connect(mockstatus) as sock:
         sock.sendall(request_bytes("/status/201", method, body=body) + request_bytes("/status/418"))
-        raw = b""
-        while raw.count(b"I'm a teapot\n") < 1:
-            chunk = sock.recv(65536)
-            assert chunk, raw
-            raw += chunk
+        replies = Reader(sock)
+        while b"I'm a teapot\n" not in replies.raw:
+            assert replies.fill(), replies.raw
+        raw = replies.raw
     assert raw.startswith(b"HTTP/1.1 201 Created\r\n")
     assert b"HTTP/1.1 418 I'm a teapot\r\n" in raw
 
