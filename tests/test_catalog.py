@@ -114,8 +114,8 @@ def test_standard_and_unofficial_are_marked_with_a_source():
     assert "nginx" in CATALOG.get(444).source and "Cloudflare" in CATALOG.get(522).source
 
 
-def test_one_source_of_truth_the_json_endpoint(live):
-    with urllib.request.urlopen(live.url("/__mockstatus/codes"), timeout=5) as response:
+def test_one_source_of_truth_the_json_endpoint(mockstatus):
+    with urllib.request.urlopen(mockstatus.url("/__mockstatus/codes"), timeout=5) as response:
         served = json.load(response)
     assert served["codes"] == [info.as_json() for info in CATALOG]
 
@@ -226,10 +226,10 @@ codes:
 
 
 @pytest.fixture
-def overlay_server(tmp_path, make_live):
+def overlay_server(tmp_path, make_mockstatus):
     path = tmp_path / "mine.yaml"
     path.write_text(OVERLAY, encoding="utf-8")
-    return make_live(config=str(path))
+    return make_mockstatus(config=str(path))
 
 
 def get(server, path, **headers):
@@ -292,10 +292,10 @@ def test_overlay_merges_description_and_headers_by_name():
 # --- the server: section and precedence -------------------------------------------------
 
 
-def test_server_section_configures_the_server(tmp_path, make_live):
+def test_server_section_configures_the_server(tmp_path, make_mockstatus):
     path = tmp_path / "small.yaml"
     path.write_text("server:\n  max_body_size: 100\n", encoding="utf-8")
-    server = make_live(config=str(path))
+    server = make_mockstatus(config=str(path))
     request = urllib.request.Request(server.url("/status/201"), data=b"x" * 200, method="POST")
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)

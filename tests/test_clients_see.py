@@ -162,13 +162,13 @@ def body_of(server, row: str) -> bytes:
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)")
 @pytest.mark.parametrize("row", ROWS)
 @pytest.mark.parametrize("client", ["curl", "curl --http0.9"])
-def test_curl(live, row, client):
+def test_curl(mockstatus, row, client):
     want = expected(row, client)
-    args = ["curl", "-sS", "--max-time", "10", *client.split()[1:], live.url(ROWS[row])]
+    args = ["curl", "-sS", "--max-time", "10", *client.split()[1:], mockstatus.url(ROWS[row])]
     done = subprocess.run(args, capture_output=True, timeout=20)
     assert done.returncode == want.code, done.stderr
     if want.code == 0:
-        assert done.stdout == body_of(live, row)
+        assert done.stdout == body_of(mockstatus, row)
     else:
         assert done.stdout in (b"", b"200")  # truncate: the half body it got before the close
         assert want.says in done.stderr.decode()
@@ -208,9 +208,9 @@ def described(exc: BaseException) -> str:
 
 @pytest.mark.parametrize("row", ROWS)
 @pytest.mark.parametrize("client", ["requests", "httpx", "aiohttp"])
-def test_python_client(live, row, client, caplog):
+def test_python_client(mockstatus, row, client, caplog):
     want = expected(row, client)
-    url = live.url(ROWS[row])
+    url = mockstatus.url(ROWS[row])
     if isinstance(want, Raises):
         with pytest.raises(Exception) as caught:
             RUNNERS[client](url)
@@ -222,7 +222,7 @@ def test_python_client(live, row, client, caplog):
         result = RUNNERS[client](url)
     status, body = (result.status_code, result.content) if client != "aiohttp" else result
     assert status == want.status
-    assert body == (b"" if want.body == "an empty body" else body_of(live, row))
+    assert body == (b"" if want.body == "an empty body" else body_of(mockstatus, row))
     if want.note == HEADER_WARNING:
         assert any("Failed to parse headers" in record.getMessage() for record in caplog.records)
 

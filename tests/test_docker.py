@@ -33,6 +33,7 @@ import pytest
 import yaml
 
 from mockstatus.settings import OPTIONS, OPTIONS_BY_NAME
+from wire import read_to_end
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -582,13 +583,13 @@ def test_sigterm_lets_the_inflight_reply_finish_and_exits_0_within_the_grace(con
     env = {**container_env, "MOCKSTATUS_PORT": str(free_port())}
     server = Container(env)
     assert server.get("/status/503").reason == CHANGED_REASON  # the mount, in this process too
-    replies: list[bytes] = []
+    replies: list[tuple[bytes, str]] = []
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     sock.sendall(b"GET /status/200?delay=300ms HTTP/1.1\r\nHost: sidecar\r\nConnection: close\r\n\r\n")
     answered: list[float] = []
 
     def read() -> None:
-        replies.append(b"".join(iter(lambda: sock.recv(65536), b"")))
+        replies.append(read_to_end(sock))
         answered.append(time.monotonic())
 
     reader = threading.Thread(target=read)
@@ -604,7 +605,7 @@ def test_sigterm_lets_the_inflight_reply_finish_and_exits_0_within_the_grace(con
         reader.join(5)
         sock.close()
     assert returncode == 0, server.output
-    assert replies and replies[0].startswith(b"HTTP/1.1 200 OK\r\n"), replies
+    assert replies and replies[0][0].startswith(b"HTTP/1.1 200 OK\r\n") and replies[0][1] == "close", replies
     assert answered[0] > signalled, "the reply should have been in flight when SIGTERM came"
     # A stopped server: both healthchecks fail.
     for name in HEALTHCHECKS:
