@@ -21,9 +21,9 @@ BODY_TIMEOUT = 0.3
 
 
 @pytest.fixture
-def quick(make_live):
+def quick(make_mockstatus):
     """A server whose header and body timeouts are short enough to wait for here."""
-    return make_live(header_timeout=HEADER_TIMEOUT, body_timeout=BODY_TIMEOUT)
+    return make_mockstatus(header_timeout=HEADER_TIMEOUT, body_timeout=BODY_TIMEOUT)
 
 
 def read_replies(sock: socket.socket, count: int) -> list[bytes]:
@@ -108,8 +108,8 @@ def test_slow_body_that_keeps_coming_is_not_cut(quick):
     assert head.startswith(b"HTTP/1.1 201 Created\r\n")
 
 
-def test_body_timeout_zero_turns_it_off(make_live):
-    server = make_live(body_timeout=0)
+def test_body_timeout_zero_turns_it_off(make_mockstatus):
+    server = make_mockstatus(body_timeout=0)
     with connect(server) as sock:
         sock.sendall(request_bytes("/status/201", method="POST", headers={"Content-Length": "2"}) + b"a")
         sock.settimeout(0.4)
@@ -120,9 +120,9 @@ def test_body_timeout_zero_turns_it_off(make_live):
     assert head.startswith(b"HTTP/1.1 201 Created\r\n")
 
 
-def test_refusal_behind_pipelined_requests_comes_after_their_replies(make_live):
+def test_refusal_behind_pipelined_requests_comes_after_their_replies(make_mockstatus):
     """A bad request pipelined behind good ones: they are answered first, in order, then the 400."""
-    server = make_live()
+    server = make_mockstatus()
     raw = request_bytes("/status/200?delay=100ms") + request_bytes("/status/202") + b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n"
     with connect(server) as sock:
         sock.sendall(raw)
@@ -132,9 +132,9 @@ def test_refusal_behind_pipelined_requests_comes_after_their_replies(make_live):
     assert rest == b"" and how == "close"
 
 
-def test_after_a_detach_nothing_aiohttp_writes_reaches_the_socket(make_live):
+def test_after_a_detach_nothing_aiohttp_writes_reaches_the_socket(make_mockstatus):
     """A raw reply owns the socket: the header-less 600 is its body bytes, then a close, nothing else."""
-    server = make_live()
+    server = make_mockstatus()
     with connect(server) as sock:
         sock.sendall(request_bytes("/status/600?body=raw") + request_bytes("/status/200"))
         data, how = read_to_end(sock)
