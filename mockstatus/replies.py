@@ -245,9 +245,9 @@ class _Echo:
 
     def _timeout(self) -> None:
         self.transport.close()
-        self._finish()
+        self.finish()
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
         self.timer.cancel()
         if not self.done.done():
             self.done.set_result(None)
@@ -298,7 +298,7 @@ async def send_raw_upgrade(request: web.BaseRequest, token: str, idle: float) ->
         if not _ended_by_client(transport):
             raise
     finally:
-        echo._finish()
+        echo.finish()
         transport.close()
 
 

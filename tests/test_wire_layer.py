@@ -7,6 +7,7 @@ connection, whatever aiohttp's parser buffered or paused on.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -139,3 +140,11 @@ def test_after_a_detach_nothing_aiohttp_writes_reaches_the_socket(make_mockstatu
         sock.sendall(request_bytes("/status/600?body=raw") + request_bytes("/status/200"))
         data, how = read_to_end(sock)
     assert data == b"raw" and how == "close"
+
+
+def test_the_parser_in_use_is_the_one_the_environment_asks_for():
+    """.ci/run repeats the wire tests with aiohttp's pure-Python parser: prove which one ran."""
+    from aiohttp import http_parser
+
+    pure = os.environ.get("AIOHTTP_NO_EXTENSIONS", "") not in ("", "0")
+    assert (http_parser.HttpRequestParser is http_parser.HttpRequestParserPy) == pure
