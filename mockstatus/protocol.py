@@ -29,7 +29,6 @@ import asyncio
 import enum
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 
 from aiohttp import web
@@ -62,6 +61,8 @@ class State(enum.Enum):
 
 
 WAITING = (State.IDLE, State.HEAD)
+PAUSED_BY_AIOHTTP = 1
+PAUSED_BY_LAYER = 2
 ARRIVED = web.RequestKey("mockstatus.arrived", float) if hasattr(web, "RequestKey") else "mockstatus.arrived"
 
 
@@ -143,7 +144,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "listener", "inner", "view", "transport", "state", "buffer", "body_left", "chunked",
-        "pending", "arrivals", "deadline", "timer", "peer", "paused_by", "held", "refusal",
+        "pending", "arrivals", "deadline", "timer", "paused_by", "held", "refusal",
         "receiver", "close_after", "replied", "linger", "refuse_at",
     )  # fmt: skip
 
@@ -157,11 +158,12 @@ class Connection(asyncio.Protocol):
         self.body_left = 0  # Content-Length bytes still to come
         self.chunked: ChunkedBody | None = None
         self.pending = 0  # requests forwarded whose aiohttp task has not finished
-        self.arrivals: deque[float] = deque()  # when each pending head was complete
+        # When each pending head was complete: a list, not a deque, since it holds
+        # one or two times and an empty deque is several times the size of a list.
+        self.arrivals: list[float] = []
         self.deadline = 0.0  # of the header or body timeout, on the loop's clock
         self.timer: asyncio.TimerHandle | None = None
-        self.peer = None
-        self.paused_by: set[str] = set()
+        self.paused_by = 0  # who stopped reading the socket: PAUSED_BY_AIOHTTP | PAUSED_BY_LAYER
         self.held = b""  # bytes behind an upgrade request
         self.refusal: bytes | None = None  # an error reply waiting for the replies ahead of it
         self.refuse_at = 0  # ... sent once no more than this many replies are pending
@@ -174,7 +176,6 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.peer = transport.get_extra_info("peername")
         self.view = _AiohttpTransport(self, transport)
         self.inner.connection_made(self.view)
         self._wait_for_head()
@@ -355,7 +356,7 @@ class Connection(asyncio.Protocol):
         """A handler starts on the next pending request: note its arrival, watch its end."""
         if ARRIVED in request:
             return
-        request[ARRIVED] = self.arrivals.popleft() if self.arrivals else time.monotonic()
+        request[ARRIVED] = self.arrivals.pop(0) if self.arrivals else time.monotonic()
         task = asyncio.current_task()
         if task is not None:
             task.add_done_callback(self._reply_done)
@@ -375,7 +376,7 @@ class Connection(asyncio.Protocol):
         self.state = State.DETACHED
         self._cancel_timer()
         if self.paused_by:
-            self.paused_by.clear()
+            self.paused_by = 0
             transport.resume_reading()
         return transport
 
@@ -388,7 +389,7 @@ class Connection(asyncio.Protocol):
         held, self.held = self.held, b""
         self.state = State.TUNNEL
         self._cancel_timer()
-        if "layer" in self.paused_by:
+        if self.paused_by & PAUSED_BY_LAYER:
             self.resume(aiohttp=False)
         if held:
             self.inner.data_received(held)
@@ -422,7 +423,7 @@ class Connection(asyncio.Protocol):
         self.inner.connection_made(self.view)
         self.state = State.IDLE
         held, self.held = self.held, b""
-        if "layer" in self.paused_by:
+        if self.paused_by & PAUSED_BY_LAYER:
             self.resume(aiohttp=False)
         self._wait_for_head()
         if held:
@@ -469,7 +470,7 @@ class Connection(asyncio.Protocol):
         if reply:
             transport.write(reply)
         if self.paused_by:
-            self.paused_by.clear()
+            self.paused_by = 0
             transport.resume_reading()
         if transport.can_write_eof():
             transport.write_eof()
@@ -529,12 +530,12 @@ class Connection(asyncio.Protocol):
     # -- flow control: the socket is read only if neither side paused it ----------------
 
     def pause(self, *, aiohttp: bool) -> None:
-        self.paused_by.add("aiohttp" if aiohttp else "layer")
+        self.paused_by |= PAUSED_BY_AIOHTTP if aiohttp else PAUSED_BY_LAYER
         if self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()
 
     def resume(self, *, aiohttp: bool) -> None:
-        self.paused_by.discard("aiohttp" if aiohttp else "layer")
+        self.paused_by &= ~(PAUSED_BY_AIOHTTP if aiohttp else PAUSED_BY_LAYER)
         if not self.paused_by and self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
