@@ -23,7 +23,11 @@ def _json(data, status: int = 200) -> web.Response:
         status=status,
         body=json.dumps(data, ensure_ascii=False, indent=1).encode() + b"\n",
         content_type=JSON,
-        headers={"Server": f"mockstatus/{__version__}", "Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"},
+        headers={
+            "Server": f"mockstatus/{__version__}",
+            "Access-Control-Allow-Origin": "*",
+            "Cache-Control": "no-store",
+        },
     )
 
 

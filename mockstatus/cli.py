@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from . import __version__
 from .dependencies import aiohttp_problem
-from .settings import OPTIONS, ENV_PREFIX, Settings, env_values, merge, parse_one
+from .settings import ENV_PREFIX, OPTIONS, Settings, env_values, merge, parse_one
 
 
 class UsageError(Exception):
@@ -155,7 +155,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         return run(settings, catalog)
     except OSError as exc:
-        print(f"mockstatus: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"mockstatus: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 0

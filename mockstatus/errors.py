@@ -6,7 +6,12 @@ from .heads import SERVER, http_date, raw_head
 
 
 def plain_reply(
-    status: int, reason: str, text: str, extra: tuple[tuple[str, str], ...] = (), *, nosniff: bool = False,
+    status: int,
+    reason: str,
+    text: str,
+    extra: tuple[tuple[str, str], ...] = (),
+    *,
+    nosniff: bool = False,
     head_only: bool = False,
 ) -> bytes:
     """A whole closing reply with a text body naming what went wrong (only its head for HEAD)."""

@@ -313,11 +313,17 @@ class Connection(asyncio.Protocol):
         if newline >= 0 and (newline == 0 or chunk[newline - 1] != 0x0D):
             end = chunk.find(b"\r\n")
             line = chunk[: newline if end < 0 else end]
-            raise Refusal(400, "Bad Request", f"bare LF in {line[:60].decode('latin-1')!a}: lines end with CRLF (RFC 9112 §2.2)")
+            raise Refusal(
+                400, "Bad Request", f"bare LF in {line[:60].decode('latin-1')!a}: lines end with CRLF (RFC 9112 §2.2)"
+            )
         cr = chunk.find(b"\r")
         while cr >= 0:
             if cr + 1 < len(chunk) and chunk[cr + 1] != 0x0A:
-                raise Refusal(400, "Bad Request", f"bare CR in {chunk[:60].decode('latin-1')!a}: lines end with CRLF (RFC 9112 §2.2)")
+                raise Refusal(
+                    400,
+                    "Bad Request",
+                    f"bare CR in {chunk[:60].decode('latin-1')!a}: lines end with CRLF (RFC 9112 §2.2)",
+                )
             cr = chunk.find(b"\r", cr + 1)
 
     def _forward_head(self, data: bytes) -> None:
@@ -505,7 +511,8 @@ class Connection(asyncio.Protocol):
             if self.pending and not self.replied:
                 self.finish(
                     plain_reply(
-                        408, "Request Timeout",
+                        408,
+                        "Request Timeout",
                         f"no byte of the request body arrived for {format_seconds(self.listener.body_timeout)} "
                         "(--body-timeout)",
                     )  # fmt: skip
@@ -515,7 +522,8 @@ class Connection(asyncio.Protocol):
         elif state is State.HEAD:
             self.finish(
                 plain_reply(
-                    408, "Request Timeout",
+                    408,
+                    "Request Timeout",
                     "the request line and headers did not arrive within "
                     f"{format_seconds(self.listener.header_timeout)} (--header-timeout)",
                 )  # fmt: skip
@@ -554,7 +562,8 @@ class _Refused(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         transport.write(
             plain_reply(
-                503, "Service Unavailable",
+                503,
+                "Service Unavailable",
                 f"{self.limit} connections are open, the --max-connections limit; retry in a second",
                 extra=(("Retry-After", "1"),),
             )  # fmt: skip

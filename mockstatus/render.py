@@ -118,6 +118,6 @@ def error_body(status: int, reason: str, message: str, fmt: str) -> bytes:
     if fmt == "json":
         return json.dumps({"code": status, "reason": reason, "error": message}, ensure_ascii=False).encode() + b"\n"
     if fmt == "html":
-        inner = f"<h1>{status} {html.escape(reason)}</h1><p>{html.escape(message)}</p><p><a href=\"/\">All status codes</a></p>"
+        inner = f'<h1>{status} {html.escape(reason)}</h1><p>{html.escape(message)}</p><p><a href="/">All status codes</a></p>'
         return html_page(f"{status} {reason}", inner).encode()
     return f"{status} {reason}: {message}\n".encode()

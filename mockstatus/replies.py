@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import random
 import socket
 import struct
@@ -19,12 +18,11 @@ import struct
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .heads import SERVER, http_date, raw_head
 from .catalog import Catalog, StatusInfo
+from .heads import SERVER, http_date, raw_head
 from .options import NO_OPTIONS, Options
 from .protocol import connection_of
 from .render import CONTENT_TYPES, FORMATS, LANGS, render
-
 
 # Headers a cross-origin fetch() may read (CORS, issue #2): the ones our codes
 # set.  Sent only to requests that carry an Origin (every cross-origin browser
@@ -320,7 +318,10 @@ def websocket_problem(request: web.BaseRequest) -> tuple[int, str] | None:
         return 400, f"bad WebSocket handshake: method {request.method}; {WEBSOCKET_FORM}"
     tokens = {token.strip().lower() for token in headers.get("Connection", "").split(",")}
     if "upgrade" not in tokens:
-        return 400, f"bad WebSocket handshake: Connection {headers.get('Connection', '')!r} lacks upgrade; {WEBSOCKET_FORM}"
+        return (
+            400,
+            f"bad WebSocket handshake: Connection {headers.get('Connection', '')!r} lacks upgrade; {WEBSOCKET_FORM}",
+        )
     version = headers.get("Sec-WebSocket-Version", "")
     if version.strip() != WEBSOCKET_VERSION:
         # RFC 6455 §4.4: 426 plus the version the server speaks.

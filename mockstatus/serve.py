@@ -123,7 +123,9 @@ class RunningServer:
             )  # fmt: skip
 
 
-async def start(settings: Settings, catalog: Catalog | None = None, *, sock: socket.socket | None = None) -> RunningServer:
+async def start(
+    settings: Settings, catalog: Catalog | None = None, *, sock: socket.socket | None = None
+) -> RunningServer:
     app = make_app(settings, catalog)
     logger_class = JsonAccessLogger if settings.log_format == "json" else TextAccessLogger
     runner = web.AppRunner(

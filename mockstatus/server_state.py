@@ -18,7 +18,16 @@ from .state import JOURNAL_BODY_PREVIEW, Journal, Sequences
 
 log = logging.getLogger("mockstatus.access")
 
-REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large", 417: "Expectation Failed", 426: "Upgrade Required"}
+REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    417: "Expectation Failed",
+    426: "Upgrade Required",
+}
 PREFLIGHT_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE, PROPFIND, LOCK, UNLOCK, MKCOL, COPY, MOVE"
 
 
@@ -56,7 +65,9 @@ class ServerState:
         )
         if "Origin" in request.headers:
             self.cors(request, headers)
-        response = web.Response(status=status, reason=reason, body=error_body(status, reason, message, fmt), headers=headers)
+        response = web.Response(
+            status=status, reason=reason, body=error_body(status, reason, message, fmt), headers=headers
+        )
         if status == 413:
             # The rest of an oversized body is never read: close instead of draining it.
             response.force_close()

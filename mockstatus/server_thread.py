@@ -144,5 +144,3 @@ def serve_in_thread(
     settings = base.replace(**merged)
     check_delays(catalog, settings.max_delay, settings.default_delay)
     return ThreadServer(settings, catalog).start()
-
-

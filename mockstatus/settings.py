@@ -145,9 +145,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("admin_token", _text, None, "when set, /__mockstatus/* (but health) needs 'Authorization: Bearer <token>'"),
     Option("allowed_redirect_hosts", _hosts, (), "comma list of hosts an absolute location= may point to (empty: any)"),
     Option("upgrade_idle_timeout", _seconds, 30.0, "how long a raw upgraded (101) connection may stay idle"),
-    Option("max_connections", _count_or_zero, 16384, "most connections open at once (0: no limit); above it: 503 and close"),
-    Option("header_timeout", _seconds, 10.0, "time a client has to send a request's line and headers (0: off); then 408 and close"),
-    Option("body_timeout", _seconds, 10.0, "time a request body may go without a byte arriving; then 408 (or 400 if broken) and close"),
+    Option(
+        "max_connections", _count_or_zero, 16384, "most connections open at once (0: no limit); above it: 503 and close"
+    ),
+    Option(
+        "header_timeout",
+        _seconds,
+        10.0,
+        "time a client has to send a request's line and headers (0: off); then 408 and close",
+    ),
+    Option(
+        "body_timeout",
+        _seconds,
+        10.0,
+        "time a request body may go without a byte arriving; then 408 (or 400 if broken) and close",
+    ),
     Option("log_format", _choice("text", "json"), "text", "log line format: text or json"),
     Option("access_log", _bool, False, "log every request (off by default for speed)", "switch"),
 )

@@ -20,6 +20,7 @@ from multidict import CIMultiDict
 
 from .catalog import CODE_FORM, CODE_PATTERN, FAULTS, StatusInfo
 from .options import NO_OPTIONS, BadRequest, Options, has_options, parse_code_text, parse_options
+from .protocol import arrival
 from .render import negotiate_format, negotiate_lang
 from .replies import (
     WEBSOCKET_VERSION,
@@ -33,10 +34,8 @@ from .replies import (
     websocket_problem,
     write_interim,
 )
-from .protocol import arrival
 from .server_state import STATE, ServerState
 from .state import SequenceConflict
-
 
 _WEIGHT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 _REPEAT = re.compile(r"[0-9]{1,5}", re.ASCII)
@@ -66,7 +65,9 @@ def parse_choices(text: str) -> list[tuple[int, float]]:
         weight = 1.0
         if sep:
             if not _WEIGHT.fullmatch(weight_text) or float(weight_text) <= 0:
-                raise BadRequest(f"bad weight {weight_text!r} in {item!r}: expected a positive number such as 1, 0.5 or 3")
+                raise BadRequest(
+                    f"bad weight {weight_text!r} in {item!r}: expected a positive number such as 1, 0.5 or 3"
+                )
             weight = float(weight_text)
         choices.append((code, weight))
     return choices
@@ -191,7 +192,9 @@ async def status_missing(request: web.Request) -> web.StreamResponse:
 async def sequence_missing(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     return state.error(
-        request, 400, f"missing codes in {request.path!r}: expected /sequence/<name>/<codes>, e.g. /sequence/pay/503*2,200"
+        request,
+        400,
+        f"missing codes in {request.path!r}: expected /sequence/<name>/<codes>, e.g. /sequence/pay/503*2,200",
     )
 
 
@@ -463,12 +466,12 @@ async def not_found(request: web.Request) -> web.StreamResponse:
             allowed |= methods
     if allowed:
         methods_text = ", ".join(sorted(allowed))
-        response = state.error(request, 405, f"method {request.method} is not allowed on {request.path!r}; allowed: {methods_text}")
+        response = state.error(
+            request, 405, f"method {request.method} is not allowed on {request.path!r}; allowed: {methods_text}"
+        )
         response.headers["Allow"] = methods_text
         return response
     response = state.error(
         request, 404, f"no route for {request.path!r}; try /status/<code> (e.g. /status/418) or / for the list"
     )
     return response
-
-

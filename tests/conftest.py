@@ -9,14 +9,13 @@ does so for module-scoped fixtures.  Here: ``wheel_venv`` and ``no_server_errors
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import types
 from pathlib import Path
-
-import logging
 
 import pytest
 
@@ -42,7 +41,10 @@ def _build_wheel_venv(where: Path) -> None:
         else:
             shutil.copy2(path, src / name)
     # Built from a copy, so concurrent builds never write build/ or *.egg-info into the checkout.
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(where / "dist"), str(src)], "pip wheel")
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(where / "dist"), str(src)],
+        "pip wheel",
+    )
     _run([sys.executable, "-m", "venv", str(where / "venv")], "python -m venv")
     (wheel,) = (where / "dist").glob("mockstatus-*.whl")
     _run([str(where / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)], "pip install <wheel>")

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from wire import exchange, http_request, request_bytes
 
 from mockstatus import __version__
 from mockstatus.catalog import CODE_FORM
-from wire import exchange, http_request, request_bytes
-
 
 pytestmark = pytest.mark.usefixtures("no_server_errors")
 

@@ -92,7 +92,9 @@ class Visit:
     def check_clean(self):
         assert self.errors == []
         assert self.dialogs == []
-        foreign = [url for url in self.urls if not url.startswith(self.server.base_url + "/") and not url.startswith("data:")]
+        foreign = [
+            url for url in self.urls if not url.startswith(self.server.base_url + "/") and not url.startswith("data:")
+        ]
         assert foreign == [], "the page must not load anything from another origin"
 
 
@@ -315,7 +317,14 @@ def test_bad_option_shows_the_servers_400(visit):
         ("407", "", "Browsers refuse a 407", None),
         ("200", "reset", "fault=reset", None),
     ],
-    ids=["interim/status/100", "upgrade/status/101", "headerless/status/600", "empty/status/444", "proxy/status/407", "fault/status/200?fault=reset"],
+    ids=[
+        "interim/status/100",
+        "upgrade/status/101",
+        "headerless/status/600",
+        "empty/status/444",
+        "proxy/status/407",
+        "fault/status/200?fault=reset",
+    ],
 )
 def test_panel_says_what_a_browser_cannot_show(visit, mockstatus, code, fault, words, curl_flag):
     v = visit()
@@ -430,7 +439,9 @@ def test_copy_buttons_put_the_text_on_the_clipboard(visit, mockstatus):
 
 
 def test_catalog_html_stays_text_in_the_browser(visit, make_mockstatus):
-    server = make_mockstatus({"codes": {299: {"reason": "<img src=x onerror=alert(1)>", "description": {"en": "<script>alert(2)</script>"}}}})
+    server = make_mockstatus(
+        {"codes": {299: {"reason": "<img src=x onerror=alert(1)>", "description": {"en": "<script>alert(2)</script>"}}}}
+    )
     v = visit(server)
     page = v.open()
     assert page.inner_text("#s299 .reason") == "<img src=x onerror=alert(1)>"

@@ -228,7 +228,9 @@ BAD = [(o, VALUES[o.name][2]) for o in OPTIONS if VALUES[o.name][2] is not None]
 @pytest.mark.parametrize("option,bad", BAD, ids=[f"{o.flag} {b}" for o, b in BAD])
 def test_bad_flag_value_exits_2_with_one_line(option, bad, tmp_path):
     # --flag=value: a value such as -1s would otherwise read as another flag.
-    line = assert_one_line_error(run(f"{option.flag}={bad}", cwd=tmp_path), option.flag if option.name != "config" else bad)
+    line = assert_one_line_error(
+        run(f"{option.flag}={bad}", cwd=tmp_path), option.flag if option.name != "config" else bad
+    )
     if option.flag_kind != "switch":
         assert repr(bad) in line or bad in line
 

@@ -19,7 +19,6 @@ import aiohttp
 import httpx
 import pytest
 import requests
-
 from wire import connect, read_to_end, request_bytes
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -41,7 +41,9 @@ def test_origin_is_echoed(mockstatus, path):
 
 @pytest.mark.parametrize("code", [201, 301, 302, 304, 401, 407, 429, 503], ids=lambda c: f"status/{c}")
 def test_the_headers_a_code_sets_are_exposed(mockstatus, code):
-    response = requests.get(mockstatus.url(f"/status/{code}"), headers={"Origin": ORIGIN}, allow_redirects=False, timeout=5)
+    response = requests.get(
+        mockstatus.url(f"/status/{code}"), headers={"Origin": ORIGIN}, allow_redirects=False, timeout=5
+    )
     assert MUST_EXPOSE <= exposed(response)
     semantic = {"Location", "Retry-After", "WWW-Authenticate", "Proxy-Authenticate", "ETag"}
     for name in response.headers:
@@ -78,13 +80,17 @@ def test_preflight(mockstatus, path):
 
 
 def test_preflight_without_origin_header(mockstatus):
-    response = requests.options(mockstatus.url("/status/500"), headers={"Access-Control-Request-Method": "GET"}, timeout=5)
+    response = requests.options(
+        mockstatus.url("/status/500"), headers={"Access-Control-Request-Method": "GET"}, timeout=5
+    )
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
 def test_preflight_does_not_use_up_a_sequence_step(mockstatus):
-    assert requests.options(mockstatus.url("/sequence/cors-pre/503,200"), headers=PREFLIGHT, timeout=5).status_code == 204
+    assert (
+        requests.options(mockstatus.url("/sequence/cors-pre/503,200"), headers=PREFLIGHT, timeout=5).status_code == 204
+    )
     assert requests.get(mockstatus.url("/sequence/cors-pre/503,200"), timeout=5).status_code == 503
 
 

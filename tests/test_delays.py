@@ -19,9 +19,9 @@ import h11
 import httpx
 import pytest
 import requests
+from wire import connect, read_chunk, read_exactly, read_head, read_response, read_to_end, reader, request_bytes
 
 from mockstatus.durations import parse_delay, parse_duration
-from wire import connect, read_chunk, read_exactly, read_head, read_response, read_to_end, reader, request_bytes
 
 # --- helpers ------------------------------------------------------------------------
 
@@ -87,7 +87,9 @@ def test_delay_on_a_sequence_url(mockstatus):
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "HEAD"])
 def test_delay_applies_to_every_method(mockstatus, method):
     began = time.monotonic()
-    response = requests.request(method, mockstatus.url("/status/201?delay=100ms"), data=b"x" if method in ("POST", "PUT") else None, timeout=5)
+    response = requests.request(
+        method, mockstatus.url("/status/201?delay=100ms"), data=b"x" if method in ("POST", "PUT") else None, timeout=5
+    )
     assert time.monotonic() - began >= 0.1
     assert response.status_code == 201
 
@@ -168,7 +170,9 @@ def test_range_picks_within_it_and_the_wait_matches_the_pick(mockstatus):
 def test_range_with_seed_repeats(mockstatus):
     first, _ = timed_get(mockstatus, "/status/200?delay=50ms-250ms&seed=42")
     second, _ = timed_get(mockstatus, "/status/200?delay=50ms-250ms&seed=42")
-    third, _ = timed_get(mockstatus, "/status/200", headers={"X-Mockstatus-Delay": "50ms-250ms", "X-Mockstatus-Seed": "42"})
+    third, _ = timed_get(
+        mockstatus, "/status/200", headers={"X-Mockstatus-Delay": "50ms-250ms", "X-Mockstatus-Seed": "42"}
+    )
     assert applied_ms(first) == applied_ms(second) == applied_ms(third)
 
 
@@ -276,7 +280,12 @@ def test_bad_duration_is_a_400_naming_value_and_limit(mockstatus, query, named, 
 
 @pytest.mark.parametrize(
     "value, named, allowed",
-    [("-1s", "'-1s'", "not negative"), ("", "''", "250ms"), ("inf", "'inf'", "250ms"), ("999s", "'999s'", "maximum of 300s")],
+    [
+        ("-1s", "'-1s'", "not negative"),
+        ("", "''", "250ms"),
+        ("inf", "'inf'", "250ms"),
+        ("999s", "'999s'", "maximum of 300s"),
+    ],
     ids=["negative", "empty", "inf", "above-max"],
 )
 def test_bad_delay_header_is_a_400(mockstatus, value, named, allowed):
@@ -286,7 +295,9 @@ def test_bad_delay_header_is_a_400(mockstatus, value, named, allowed):
 
 
 def test_bad_delay_as_json_names_the_value(mockstatus):
-    response = requests.get(mockstatus.url("/status/200?delay=forever"), headers={"Accept": "application/json"}, timeout=5)
+    response = requests.get(
+        mockstatus.url("/status/200?delay=forever"), headers={"Accept": "application/json"}, timeout=5
+    )
     assert response.status_code == 400
     assert "'forever'" in response.json()["error"]
 
@@ -388,7 +399,7 @@ def test_body_delay_with_requests_stream(mockstatus):
 def test_body_delay_trips_a_read_timeout_not_a_connect_timeout(mockstatus):
     with pytest.raises(requests.exceptions.ConnectionError) as caught:
         # The head arrives at once; reading the body then times out.
-        requests.get(mockstatus.url("/status/200?body_delay=300ms"), timeout=(2, 0.1)).content
+        _ = requests.get(mockstatus.url("/status/200?body_delay=300ms"), timeout=(2, 0.1)).content
     assert "Read timed out" in str(caught.value)
 
 
@@ -542,7 +553,9 @@ def test_delayed_requests_do_not_block_others(mockstatus):
 
 
 def test_server_timing_is_exposed_to_browsers(mockstatus):
-    response = requests.get(mockstatus.url("/status/200?delay=10ms"), headers={"Origin": "http://example.test"}, timeout=5)
+    response = requests.get(
+        mockstatus.url("/status/200?delay=10ms"), headers={"Origin": "http://example.test"}, timeout=5
+    )
     assert "Server-Timing" in response.headers["Access-Control-Expose-Headers"]
 
 

@@ -52,7 +52,9 @@ def test_serve_with_an_aiohttp_below_the_floor_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2, done
     assert done.stdout == ""
     lines = done.stderr.splitlines()
-    assert lines == [f"mockstatus: error: aiohttp {old} is installed; mockstatus {importlib.metadata.version('mockstatus')} needs {declared()}"]
+    assert lines == [
+        f"mockstatus: error: aiohttp {old} is installed; mockstatus {importlib.metadata.version('mockstatus')} needs {declared()}"
+    ]
 
 
 def test_serve_with_the_next_major_is_refused_too(tmp_path):

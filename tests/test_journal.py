@@ -8,7 +8,6 @@ import time
 
 import pytest
 import requests
-
 from wire import connect, read_head, read_until_close
 
 

@@ -17,9 +17,9 @@ import socket
 import time
 
 import pytest
+from wire import connect, read_chunk, read_response, read_to_end, request_bytes
 
 from mockstatus import __version__
-from wire import connect, read_chunk, read_response, read_to_end, request_bytes
 
 SERVER = f"Server: mockstatus/{__version__}".encode()
 
@@ -44,7 +44,9 @@ def answer(server, raw: bytes, timeout: float = 5.0) -> tuple[bytes, bytes, byte
     with connect(server, timeout) as sock:
         sock.sendall(raw)
         head, body = read_response(sock, timeout)
-        keep = b"\r\nConnection: keep-alive" in head or (head.startswith(b"HTTP/1.1") and b"\r\nConnection: close" not in head)
+        keep = b"\r\nConnection: keep-alive" in head or (
+            head.startswith(b"HTTP/1.1") and b"\r\nConnection: close" not in head
+        )
         if keep:
             return head.split(b"\r\n", 1)[0], head, body, "open"
         rest, how = read_to_end(sock, timeout)
@@ -71,10 +73,22 @@ BAD_LINES = [
     ("no-target", b"GET\r\n\r\n", b"bad request line 'GET'; expected METHOD /target HTTP/1.1"),
     ("unknown-method", b"FETCH /status/200 HTTP/1.1\r\nHost: x\r\n\r\n", b"unknown method 'FETCH'"),
     ("lowercase-method", b"get /status/200 HTTP/1.1\r\nHost: x\r\n\r\n", b"unknown method 'get'"),
-    ("junk-after-version", b"GET /status/200 HTTP/1.1 extra\r\nHost: x\r\n\r\n", b"bad request line 'GET /status/200 HTTP/1.1 extra'; expected METHOD /target HTTP/1.1"),
-    ("space-in-target", b"GET /status/2 00 HTTP/1.1\r\nHost: x\r\n\r\n", b"bad request line 'GET /status/2 00 HTTP/1.1'"),
+    (
+        "junk-after-version",
+        b"GET /status/200 HTTP/1.1 extra\r\nHost: x\r\n\r\n",
+        b"bad request line 'GET /status/200 HTTP/1.1 extra'; expected METHOD /target HTTP/1.1",
+    ),
+    (
+        "space-in-target",
+        b"GET /status/2 00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"bad request line 'GET /status/2 00 HTTP/1.1'",
+    ),
     ("not-http", b"GET /status/200 HTXP/1.1\r\nHost: x\r\n\r\n", b"bad HTTP version 'HTXP/1.1'"),
-    ("nul-in-target", b"GET /sta\x00tus/200 HTTP/1.1\r\nHost: x\r\n\r\n", b"invalid character in the request target '/sta\\x00tus/200'"),
+    (
+        "nul-in-target",
+        b"GET /sta\x00tus/200 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"invalid character in the request target '/sta\\x00tus/200'",
+    ),
     ("binary", b"\x00\x01\x02\x03\r\n\r\n", b"unknown method"),
     ("tls-client-hello", bytes.fromhex("16030100a5010000a10303") + bytes(64), b"HTTPS traffic on an HTTP port"),
     ("bare-lf", b"GET /status/200 HTTP/1.1\nHost: x\n\n", b"bare LF in 'GET /status/200 HTTP/1.1'"),
@@ -96,7 +110,12 @@ def test_blank_line_before_the_request_is_ignored(mockstatus):
 def test_http09_request_gets_505_at_once(mockstatus):
     """A real HTTP/0.9 client sends ``GET /`` and a CRLF, nothing more, and waits."""
     began = time.monotonic()
-    body = assert_400(mockstatus, b"GET /status/200\r\n", b"HTTP/0.9 request ('GET /status/200')", status=b"505 HTTP Version Not Supported")
+    body = assert_400(
+        mockstatus,
+        b"GET /status/200\r\n",
+        b"HTTP/0.9 request ('GET /status/200')",
+        status=b"505 HTTP Version Not Supported",
+    )
     assert time.monotonic() - began < 1.0  # not left to the header timeout
     assert b"HTTP/1.1 and HTTP/1.0" in body
 
@@ -108,7 +127,12 @@ def test_http09_line_with_a_blank_line_gets_505(mockstatus):
 
 def test_unknown_http_version_gets_505(mockstatus):
     # RFC 9110 §15.6.6: 505 is the answer to a major version the server does not speak.
-    assert_400(mockstatus, b"GET /status/200 HTTP/9.9\r\nHost: x\r\n\r\n", b"HTTP version 'HTTP/9.9'", status=b"505 HTTP Version Not Supported")
+    assert_400(
+        mockstatus,
+        b"GET /status/200 HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"HTTP version 'HTTP/9.9'",
+        status=b"505 HTTP Version Not Supported",
+    )
 
 
 def test_http2_preface_gets_505(mockstatus):
@@ -119,7 +143,9 @@ def test_http2_preface_gets_505(mockstatus):
 
 @pytest.mark.parametrize("method,target", [("CONNECT", "example.test:443"), ("OPTIONS", "*")])
 def test_target_that_is_not_a_path_is_a_404_naming_it(mockstatus, method, target):
-    line, head, body, _ = answer(mockstatus, f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    line, head, body, _ = answer(
+        mockstatus, f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
     assert line == b"HTTP/1.1 404 Not Found" and SERVER in head
     assert f"request target {target!r} is not a path".encode() in body
     healthy(mockstatus)
@@ -150,7 +176,9 @@ def test_invalid_header_bytes_are_a_400_naming_them(mockstatus, line, fragment):
 
 def test_obs_text_in_a_header_value_is_accepted(mockstatus):
     # RFC 9110 §5.5: field values may carry obs-text (0x80-0xFF); they are not a reason to refuse.
-    line, _, _, _ = answer(mockstatus, b"GET /status/204 HTTP/1.1\r\nHost: x\r\nX-A: caf\xe9 \xff\r\nConnection: close\r\n\r\n")
+    line, _, _, _ = answer(
+        mockstatus, b"GET /status/204 HTTP/1.1\r\nHost: x\r\nX-A: caf\xe9 \xff\r\nConnection: close\r\n\r\n"
+    )
     assert line == b"HTTP/1.1 204 No Content"
 
 
@@ -181,13 +209,21 @@ def test_request_line_at_the_limit_is_read(tight):
 
 def test_request_line_over_the_limit_is_a_400_naming_the_limit_and_flag(tight):
     target = "/status/200?body=" + "a" * (513 - len("/status/200?body="))
-    assert_400(tight, f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), b"request target of 513 bytes is longer than 512 bytes", b"--max-request-line")
+    assert_400(
+        tight,
+        f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+        b"request target of 513 bytes is longer than 512 bytes",
+        b"--max-request-line",
+    )
 
 
 def test_header_value_at_the_limit_is_read(tight):
     # --max-header-size limits each field's value (its name and the whitespace around it aside).
     value = "v" * 1024
-    line, _, body, _ = answer(tight, f"GET /status/200 HTTP/1.1\r\nHost: x\r\nX-Mockstatus-Body: {value}\r\nConnection: close\r\n\r\n".encode())
+    line, _, body, _ = answer(
+        tight,
+        f"GET /status/200 HTTP/1.1\r\nHost: x\r\nX-Mockstatus-Body: {value}\r\nConnection: close\r\n\r\n".encode(),
+    )
     assert line == b"HTTP/1.1 200 OK" and body == value.encode()
 
 
@@ -221,8 +257,16 @@ BAD_FRAMING = [
     ("cl-twice-different", b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", b"Duplicate Content-Length"),
     ("cl-twice-same", b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello", b"Duplicate Content-Length"),
     # Request smuggling (RFC 9112 §6.3, §11.2): never pick one of two framings.
-    ("cl-then-te", b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"Content-Length and Transfer-Encoding together"),
-    ("te-then-cl", b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", b"Content-Length and Transfer-Encoding together"),
+    (
+        "cl-then-te",
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"Content-Length and Transfer-Encoding together",
+    ),
+    (
+        "te-then-cl",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        b"Content-Length and Transfer-Encoding together",
+    ),
     ("te-twice", b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"Transfer-Encoding"),
     ("te-chunked-not-last", b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", b"Transfer-Encoding"),
     ("te-without-chunked", b"Transfer-Encoding: gzip\r\n\r\n", b"Transfer-Encoding"),
@@ -230,11 +274,31 @@ BAD_FRAMING = [
     ("te-space-before-colon", b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", b"no space before the colon"),
     ("cl-folded", b"Content-Length: 1\r\n\tContent-Length: 5\r\n\r\nhello", b"whitespace"),
     # Bad chunked bodies.
-    ("chunk-size-not-hex", b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", b"Invalid character in chunk size"),
-    ("chunk-size-0x", b"Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", b"Invalid character in chunk size"),
-    ("chunk-longer-than-size", b"Transfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n", b"Expected CRLF after chunk data"),
-    ("chunk-without-crlf", b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", b"Expected CRLF after chunk data"),
-    ("chunk-size-overflow", b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nhello\r\n0\r\n\r\n", b"Chunk size overflow"),
+    (
+        "chunk-size-not-hex",
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        b"Invalid character in chunk size",
+    ),
+    (
+        "chunk-size-0x",
+        b"Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
+        b"Invalid character in chunk size",
+    ),
+    (
+        "chunk-longer-than-size",
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n",
+        b"Expected CRLF after chunk data",
+    ),
+    (
+        "chunk-without-crlf",
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+        b"Expected CRLF after chunk data",
+    ),
+    (
+        "chunk-size-overflow",
+        b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        b"Chunk size overflow",
+    ),
     ("chunk-bare-lf", b"Transfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n", b"CR after chunk size"),
 ]
 
@@ -266,7 +330,9 @@ def test_http10_request_with_transfer_encoding_closes_after_its_reply(mockstatus
     """RFC 9112 §6.1: HTTP/1.0 with Transfer-Encoding has faulty framing: answer, then close,
     so the bytes behind it are never read as a request (even with keep-alive asked for)."""
     behind = b"GET /status/202 HTTP/1.0\r\nHost: x\r\n\r\n"
-    raw = b"POST /status/201 HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    raw = (
+        b"POST /status/201 HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    )
     with connect(mockstatus) as sock:
         sock.sendall(raw + behind)
         data, how = read_to_end(sock)
@@ -339,7 +405,9 @@ def test_client_dripping_its_head_gets_408_and_is_closed(impatient):
         took = time.monotonic() - began
     assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), data
     assert b"\r\nConnection: close\r\n" in data and SERVER in data
-    assert data.endswith(b"408 Request Timeout: the request line and headers did not arrive within 0.2s (--header-timeout)\n")
+    assert data.endswith(
+        b"408 Request Timeout: the request line and headers did not arrive within 0.2s (--header-timeout)\n"
+    )
     assert how == "close" and TIMEOUT - 0.02 <= took < TIMEOUT + 0.6
     healthy(impatient)
 
@@ -432,7 +500,9 @@ def test_connection_over_the_limit_gets_503_and_is_closed(make_mockstatus):
             rest, how = read_to_end(sock)
         assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
         assert b"\r\nRetry-After: 1\r\n" in head and b"\r\nConnection: close\r\n" in head and SERVER in head
-        assert body == b"503 Service Unavailable: 3 connections are open, the --max-connections limit; retry in a second\n"
+        assert (
+            body == b"503 Service Unavailable: 3 connections are open, the --max-connections limit; retry in a second\n"
+        )
         assert rest == b"" and how == "close"
         # The held ones still work.
         held[0].sendall(request_bytes("/status/418"))
@@ -482,7 +552,9 @@ def test_readme_limits_table_shows_each_limit_with_its_default_and_both_names():
 
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     section = text.split("\n## Limits and guarantees\n", 1)[1].split("\n### ", 1)[0]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| ")]
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| ")
+    ]
     shown = {}
     for _, default, names, beyond in rows[2:]:
         flag, env = re.findall(r"`([^`]+)`", names)

@@ -117,7 +117,9 @@ def test_chinese_is_the_seed_text(session, mockstatus):
 )
 def test_language_choice(session, mockstatus, accept_language, lang):
     info = CATALOG.get(404)
-    response = fetch(session, mockstatus, "/status/404", Accept="application/json", **{"Accept-Language": accept_language})
+    response = fetch(
+        session, mockstatus, "/status/404", Accept="application/json", **{"Accept-Language": accept_language}
+    )
     assert response.json()["description"] == (info.description_zh if lang == "zh" else info.description_en)
 
 

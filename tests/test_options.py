@@ -11,14 +11,18 @@ from urllib.parse import quote
 
 import pytest
 import requests
-
 from wire import http_request
-
 
 # --- location= ----------------------------------------------------------------------
 
 
-LOCATIONS = [(302, "/elsewhere"), (301, "/status/418?x=1"), (307, "https://example.org/moved"), (201, "/items/7"), (200, "/x")]
+LOCATIONS = [
+    (302, "/elsewhere"),
+    (301, "/status/418?x=1"),
+    (307, "https://example.org/moved"),
+    (201, "/items/7"),
+    (200, "/x"),
+]
 
 
 @pytest.mark.parametrize("code,location", LOCATIONS, ids=[f"status/{c}?location={v}" for c, v in LOCATIONS])
@@ -34,7 +38,9 @@ def test_location_header_form(mockstatus):
 
 
 def test_query_wins_over_header_for_location(mockstatus):
-    _, headers, _ = http_request(mockstatus, "/status/302?location=/from-query", headers={"X-Mockstatus-Location": "/from-header"})
+    _, headers, _ = http_request(
+        mockstatus, "/status/302?location=/from-query", headers={"X-Mockstatus-Location": "/from-header"}
+    )
     assert headers.get_all("Location") == ["/from-query"]
 
 
@@ -137,7 +143,9 @@ def test_empty_body(mockstatus):
 
 
 def test_header(mockstatus):
-    _, headers, _ = http_request(mockstatus, "/status/200?header=X-Trace:abc&header=" + quote("Cache-Control:no-store, max-age=0"))
+    _, headers, _ = http_request(
+        mockstatus, "/status/200?header=X-Trace:abc&header=" + quote("Cache-Control:no-store, max-age=0")
+    )
     assert headers["X-Trace"] == "abc"
     assert headers["Cache-Control"] == "no-store, max-age=0"
 
@@ -154,7 +162,9 @@ def test_header_replaces_the_catalogs(mockstatus):
 
 
 def test_response_header_request_form(mockstatus):
-    _, headers, _ = http_request(mockstatus, "/status/429", headers={"X-Mockstatus-Response-X-RateLimit-Remaining": "0"})
+    _, headers, _ = http_request(
+        mockstatus, "/status/429", headers={"X-Mockstatus-Response-X-RateLimit-Remaining": "0"}
+    )
     assert headers["X-RateLimit-Remaining"] == "0"
     assert headers["Retry-After"] == "1"  # the catalog's header stays
 

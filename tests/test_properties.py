@@ -36,7 +36,6 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-
 from wire import Reply, send
 
 SETTINGS = settings(
@@ -439,7 +438,9 @@ bad_durations = st.one_of(
     st.sampled_from(["-1", "-1ms", "1x", "inf", "nan", "1_0", "１", "3ms-1ms", "1ms-", "-", "400s", "6m", "1h", ""]),
     st.text(CHARS, max_size=8),
 )
-http_dates = st.datetimes().map(lambda d: email.utils.format_datetime(d.replace(tzinfo=None), usegmt=False)[:-5] + "GMT")
+http_dates = st.datetimes().map(
+    lambda d: email.utils.format_datetime(d.replace(tzinfo=None), usegmt=False)[:-5] + "GMT"
+)
 header_names = st.one_of(
     st.sampled_from(["X-A", "X-Test", "Location", "Retry-After", "Link", "Set-Cookie", "Content-Type", "Refresh",
                      "Content-Length", "connection", "TE", "Trailer", "Bad Name", "", "X-A\r\nX-B", "Ünicode"]),
@@ -501,14 +502,18 @@ def valid_values(name: str):
     if name == "location":
         return st.one_of(
             st.sampled_from(["/", "/status/200", "/a?b=c#d", "http://example.test/x", "HTTPS://example.test:8443/p"]),
-            st.text(CHARS.filter(lambda c: not CONTROL.match(c) and c not in "\\\t"), max_size=10).map(lambda t: "/x" + t),
+            st.text(CHARS.filter(lambda c: not CONTROL.match(c) and c not in "\\\t"), max_size=10).map(
+                lambda t: "/x" + t
+            ),
         )
     if name == "retry_after":
         return st.one_of(st.integers(0, 999_999_999).map(str), http_dates)
     if name == "body":
         return st.text(CHARS, max_size=40)
     if name == "header":
-        names = st.from_regex(TOKEN, fullmatch=True).filter(lambda n: n.lower() not in FRAMING | {"location", "refresh"})
+        names = st.from_regex(TOKEN, fullmatch=True).filter(
+            lambda n: n.lower() not in FRAMING | {"location", "refresh"}
+        )
         values = st.text(CHARS.filter(lambda c: not CONTROL.match(c)), max_size=10)
         return st.tuples(names, values).map(":".join)
     if name == "seed":
@@ -689,7 +694,9 @@ def test_any_options_get_their_reply_or_a_400_naming_the_bad_one(mockstatus, cod
         return check_bad(reply, bad, method)
     assume(delays_small(expected, query, headers))
     event(f"valid, kind {expected.fault or mockstatus.catalog.get(code).kind}")
-    reply = send(mockstatus, method, target, headers + negotiation_headers(accept, None), fault=expected.fault is not None)
+    reply = send(
+        mockstatus, method, target, headers + negotiation_headers(accept, None), fault=expected.fault is not None
+    )
     check_reply(mockstatus, code, expected, method, reply)
 
 

@@ -20,7 +20,6 @@ import sys
 from urllib.parse import quote
 
 import pytest
-
 from wire import exchange, http_request
 
 MARKUP = "<script>alert(1)</script>"
@@ -57,7 +56,9 @@ def test_html_error_pages_escape_the_value_they_name(mockstatus, target, status)
 
 
 def test_html_error_escapes_a_value_given_in_a_header(mockstatus):
-    code, _, body = http_request(mockstatus, "/status/200", headers={"Accept": "text/html", "X-Mockstatus-Delay": MARKUP})
+    code, _, body = http_request(
+        mockstatus, "/status/200", headers={"Accept": "text/html", "X-Mockstatus-Delay": MARKUP}
+    )
     assert code == 400 and "<script" not in body.decode() and "&lt;script&gt;" in body.decode()
 
 
@@ -91,7 +92,10 @@ def test_html_status_page_does_not_depend_on_the_request(mockstatus):
     [
         (f"/status/200?body={M}", {"Accept": "text/html"}),
         (f"/status/200?body={M}&header=Content-Type:text/html", {"Accept": "text/html"}),
-        ("/status/200", {"Accept": "text/html", "X-Mockstatus-Body": MARKUP, "X-Mockstatus-Response-Content-Type": "text/html"}),
+        (
+            "/status/200",
+            {"Accept": "text/html", "X-Mockstatus-Body": MARKUP, "X-Mockstatus-Response-Content-Type": "text/html"},
+        ),
         (f"/status/404?body={M}", {"Accept": "application/json"}),
     ],
     ids=["body", "body+content-type-header", "body+content-type-as-headers", "json-accept"],
@@ -179,7 +183,13 @@ def narrowed(make_mockstatus_session):
 
 @pytest.mark.parametrize(
     "location",
-    ["http://good.test/x", "HTTPS://GOOD.TEST", "https://user@good.test:8443/", "http://127.0.0.2:9/", "/relative/is/always/fine"],
+    [
+        "http://good.test/x",
+        "HTTPS://GOOD.TEST",
+        "https://user@good.test:8443/",
+        "http://127.0.0.2:9/",
+        "/relative/is/always/fine",
+    ],
 )
 def test_allowed_redirect_hosts_lets_its_hosts_through(narrowed, location):
     code, headers, _ = http_request(narrowed, f"/status/302?location={quote(location, safe='')}")
@@ -239,7 +249,9 @@ def test_default_bind_address_is_loopback(tmp_path):
             if row.split()[3] == "0A"  # LISTEN
         ]
         assert f"0100007F:{port:04X}" in listening, listening  # 127.0.0.1, not 00000000 (any)
-        assert not [address for address in listening if address.endswith(f":{port:04X}") and address != f"0100007F:{port:04X}"]
+        assert not [
+            address for address in listening if address.endswith(f":{port:04X}") and address != f"0100007F:{port:04X}"
+        ]
     finally:
         process.terminate()
         process.wait(10)

@@ -9,7 +9,6 @@ import aiohttp
 import h11
 import pytest
 import requests
-
 from wire import connect, h11_responses, read_until_close, request_bytes
 
 

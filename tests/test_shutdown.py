@@ -15,7 +15,6 @@ import sys
 import time
 
 import pytest
-
 from wire import read_chunk, read_head, read_response, read_to_end, request_bytes
 
 LISTENING = re.compile(r"^mockstatus listening on http://127\.0\.0\.1:(\d+)$")

@@ -17,10 +17,10 @@ import shutil
 import subprocess
 
 import pytest
+from wire import Reader, connect, exchange, read_head, request_bytes
 
 from mockstatus import __version__
 from mockstatus.catalog import load_catalog
-from wire import Reader, connect, exchange, read_head, request_bytes
 
 CATALOG = load_catalog()
 CODES = [info.code for info in CATALOG]

@@ -10,10 +10,10 @@ teapot and a code no catalog lists (799).
 from __future__ import annotations
 
 import pytest
+from wire import connect, read_head, request_bytes
 
 from mockstatus.catalog import load_catalog
 from mockstatus.render import text_body
-from wire import connect, read_head, request_bytes
 
 CATALOG = load_catalog()
 EXPECTED = {

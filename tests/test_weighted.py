@@ -97,7 +97,9 @@ def test_default_weight_is_one(session, mockstatus):
 
 def test_decimal_weights(session, mockstatus):
     n = 400
-    counts = collections.Counter(pick(session, mockstatus, "200:0.2,201:0.8", seed=1000 + s).status_code for s in range(n))
+    counts = collections.Counter(
+        pick(session, mockstatus, "200:0.2,201:0.8", seed=1000 + s).status_code for s in range(n)
+    )
     assert within(counts[201], n, 0.8), counts
 
 

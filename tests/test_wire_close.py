@@ -6,7 +6,6 @@ import socket
 import time
 
 import pytest
-
 from wire import connect, read_response, read_to_end, request_bytes
 
 
@@ -50,7 +49,9 @@ def test_408_to_http10_client(mockstatus):
     assert b"\r\nConnection: close\r\n" in data
 
 
-@pytest.mark.parametrize("path", ["/status/444", "/status/200?fault=empty", "/sequence/close/444,200"], ids=lambda p: p.lstrip("/"))
+@pytest.mark.parametrize(
+    "path", ["/status/444", "/status/200?fault=empty", "/sequence/close/444,200"], ids=lambda p: p.lstrip("/")
+)
 def test_444_closes_without_a_byte(mockstatus, path):
     with connect(mockstatus) as sock:
         sock.sendall(request_bytes(path))

@@ -15,11 +15,11 @@ import threading
 import time
 
 import pytest
+from wire import connect, read_chunk, read_response, read_to_end, request_bytes
 
 from mockstatus.catalog import FAULTS
 from mockstatus.serve import start
 from mockstatus.settings import Settings
-from wire import connect, read_chunk, read_response, read_to_end, request_bytes
 
 DATE = re.compile(rb"\r\nDate: [^\r]*")
 MALFORMED_TAIL = b"this line is not a header\r\n\x00\x01\x02 neither is this\r\n\r\n"
@@ -65,7 +65,11 @@ def without(headers: dict[str, list[str]], *names: str) -> dict[str, list[str]]:
 # --- each fault, exactly ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/status/200?fault=reset", "/status/503?fault=reset", "/status/204?fault=reset"], ids=lambda p: p.lstrip("/"))
+@pytest.mark.parametrize(
+    "path",
+    ["/status/200?fault=reset", "/status/503?fault=reset", "/status/204?fault=reset"],
+    ids=lambda p: p.lstrip("/"),
+)
 def test_reset_sends_rst_before_any_byte(mockstatus, path):
     with connect(mockstatus) as sock:
         sock.sendall(request_bytes(path))
@@ -86,7 +90,9 @@ def test_garbage_is_64_non_http_bytes_then_close(mockstatus):
     assert seeded != fetch(mockstatus, "/status/200?fault=garbage&seed=8")
 
 
-@pytest.mark.parametrize("code, reason", [(200, "OK"), (503, "Service Unavailable"), (418, "I'm a teapot")], ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "code, reason", [(200, "OK"), (503, "Service Unavailable"), (418, "I'm a teapot")], ids=lambda v: str(v)
+)
 def test_malformed_is_a_status_line_then_non_headers_then_close(mockstatus, code, reason):
     data, how = fetch(mockstatus, f"/status/{code}?fault=malformed")
     assert data == f"HTTP/1.1 {code} {reason}\r\n".encode() + MALFORMED_TAIL
@@ -217,7 +223,11 @@ def test_a_thousand_mixed_faults_leave_nothing_behind(make_mockstatus):
     # Every fault kept its own behaviour all the way through.
     assert outcomes["/status/200?fault=reset"] == {("reset", False)}
     assert outcomes["/status/200?fault=empty"] == outcomes["/status/444"] == {("close", False)}
-    assert all(outcome == {("close", True)} for path, outcome in outcomes.items() if "reset" not in path and "empty" not in path and "444" not in path)
+    assert all(
+        outcome == {("close", True)}
+        for path, outcome in outcomes.items()
+        if "reset" not in path and "empty" not in path and "444" not in path
+    )
     # ... and left no task, connection or file descriptor behind.
     # (<=: a connection an earlier test left to the session server may close meanwhile.)
     assert settle(tasks, tasks_before) <= tasks_before
@@ -235,7 +245,9 @@ def test_raw_replies_log_no_error(make_mockstatus, caplog, capfd):
     caplog.set_level(logging.DEBUG, logger="aiohttp")
     caplog.set_level(logging.DEBUG, logger="asyncio")
     caplog.set_level(logging.DEBUG, logger="mockstatus")
-    paths = [f"/status/200?fault={fault}" for fault in FAULTS] + [f"/status/{code}" for code in (444, 600, 408, *OVERLAY["codes"])]
+    paths = [f"/status/200?fault={fault}" for fault in FAULTS] + [
+        f"/status/{code}" for code in (444, 600, 408, *OVERLAY["codes"])
+    ]
     for path in paths:
         fetch(server, path)
     with connect(server) as sock:  # a raw upgrade that ends by the idle timeout ...

@@ -7,7 +7,6 @@ Headers"): "源站没有返回响应头部，只返回实体内容".
 from __future__ import annotations
 
 import pytest
-
 from wire import connect, read_to_end, request_bytes
 
 CUSTOM = {

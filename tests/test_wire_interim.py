@@ -12,7 +12,6 @@ import struct
 
 import h11
 import pytest
-
 from wire import connect, h11_responses, read_head, read_response, read_until_close, request_bytes
 
 STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3}) ")
@@ -230,7 +229,9 @@ def test_expect_other_than_100_continue_gets_417(mockstatus):
 def test_expect_100_continue_then_status_100_sends_two_interims(mockstatus):
     """The 100 that answers Expect, then the one /status/100 always sends, then 200."""
     with connect(mockstatus) as sock:
-        sock.sendall(request_bytes("/status/100", method="POST", headers={"Expect": "100-continue", "Content-Length": "2"}))
+        sock.sendall(
+            request_bytes("/status/100", method="POST", headers={"Expect": "100-continue", "Content-Length": "2"})
+        )
         assert read_head(sock) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"hi")
         assert read_response(sock) == (b"HTTP/1.1 100 Continue\r\n\r\n", b"")

@@ -12,7 +12,6 @@ import socket
 import time
 
 import pytest
-
 from wire import connect, read_exactly, read_head, read_response, read_to_end, request_bytes
 
 pytestmark = pytest.mark.usefixtures("no_server_errors")
@@ -73,7 +72,9 @@ def test_900k_post_with_a_get_behind_it_then_idle_ends_in_a_silent_close(quick):
 def test_chunked_body_broken_after_a_pause_gets_400_and_a_close(quick):
     """The handler is already reading the body when its framing breaks: 400 naming it, then close."""
     with connect(quick) as sock:
-        sock.sendall(request_bytes("/status/201", method="POST", headers={"Transfer-Encoding": "chunked"}) + b"5\r\nhello\r\n")
+        sock.sendall(
+            request_bytes("/status/201", method="POST", headers={"Transfer-Encoding": "chunked"}) + b"5\r\nhello\r\n"
+        )
         time.sleep(0.1)  # the handler has started on the body
         began = time.monotonic()
         sock.sendall(b"zz\r\n")  # not a chunk size
@@ -124,7 +125,11 @@ def test_body_timeout_zero_turns_it_off(make_mockstatus):
 def test_refusal_behind_pipelined_requests_comes_after_their_replies(make_mockstatus):
     """A bad request pipelined behind good ones: they are answered first, in order, then the 400."""
     server = make_mockstatus()
-    raw = request_bytes("/status/200?delay=100ms") + request_bytes("/status/202") + b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = (
+        request_bytes("/status/200?delay=100ms")
+        + request_bytes("/status/202")
+        + b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
     with connect(server) as sock:
         sock.sendall(raw)
         lines = read_replies(sock, 3)

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 import websockets.exceptions
 import websockets.sync.client
+from wire import connect, read_exactly, read_head, read_response, read_until_close, request_bytes
 
 from mockstatus.replies import ECHO_HIGH_WATER, SERVER
-from wire import connect, read_exactly, read_head, read_response, read_until_close, request_bytes
 
 MESSAGES = ["hello", "", "héllo wörld ✓", "x" * 70_000]
 BINARY = [b"\x00\x01\x02\xff", b"", os.urandom(70_000)]
@@ -272,7 +272,9 @@ def test_echo_to_a_client_that_does_not_read_stays_bounded(mockstatus):
         time.sleep(0.3)  # the client reads nothing for a while
 
         def queued():
-            return [c.transport.get_write_buffer_size() for c in mockstatus._server.runner.server.connections if c.transport]
+            return [
+                c.transport.get_write_buffer_size() for c in mockstatus._server.runner.server.connections if c.transport
+            ]
 
         assert max(mockstatus.call(queued)) <= ECHO_HIGH_WATER + (1 << 18)  # bounded: not the 8 MiB sent
         assert read_exactly(sock, len(payload), timeout=20) == payload  # then every byte comes back

@@ -35,13 +35,17 @@ def connect(server, timeout: float = 5.0) -> socket.socket:
 Headers = Mapping[str, "str | bytes"] | Iterable[tuple[str, "str | bytes"]]
 
 
-def request_bytes(path: str, method: str = "GET", version: str = "1.1", headers: Headers | None = None, body: bytes = b"") -> bytes:
+def request_bytes(
+    path: str, method: str = "GET", version: str = "1.1", headers: Headers | None = None, body: bytes = b""
+) -> bytes:
     """A request as bytes.  ``headers`` is a dict or a list of pairs (repeats kept);
     values are str (sent as latin-1) or bytes (sent as they are)."""
     pairs = list(headers.items() if isinstance(headers, Mapping) else headers or ())
     lines = [f"{method} {path} HTTP/{version}".encode("latin-1"), b"Host: mockstatus.test"]
     for name, value in pairs:
-        lines.append(name.encode("latin-1") + b": " + (value if isinstance(value, bytes) else str(value).encode("latin-1")))
+        lines.append(
+            name.encode("latin-1") + b": " + (value if isinstance(value, bytes) else str(value).encode("latin-1"))
+        )
     if body and not any(name.lower() in ("content-length", "transfer-encoding") for name, _ in pairs):
         lines.append(b"Content-Length: %d" % len(body))
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
