@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _common import start_listening  # noqa: E402
+
 from mockstatus.durations import format_seconds, parse_duration  # noqa: E402
 
 
@@ -116,16 +117,20 @@ def main() -> int:
         process.terminate()
         process.wait(10)
 
-    print(f"delay accuracy: {args.requests} concurrent requests of delay={args.delay} ({format_seconds(delay)}), "
-          f"aiohttp client, {os.cpu_count()} CPUs shared by client and server")
+    print(
+        f"delay accuracy: {args.requests} concurrent requests of delay={args.delay} ({format_seconds(delay)}), "
+        f"aiohttp client, {os.cpu_count()} CPUs shared by client and server"
+    )
     every = []
     for number, results in enumerate(rounds, 1):
         overshoots = [(arrived - called - delay) * 1000 for called, arrived in results]
         every.extend(overshoots)
         spread = (max(c for c, _ in results) - min(c for c, _ in results)) * 1000
         early = sum(1 for o in overshoots if o < 0)
-        print(f"  round {number}: all answered 200 with Server-Timing delay;dur={delay * 1000:.0f}; "
-              f"the client started them over {spread:.1f} ms; answered early: {early}")
+        print(
+            f"  round {number}: all answered 200 with Server-Timing delay;dur={delay * 1000:.0f}; "
+            f"the client started them over {spread:.1f} ms; answered early: {early}"
+        )
         p99 = report("overshoot", overshoots)
     if len(rounds) > 1:
         p99 = report("all rounds", every)

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _common import start_listening  # noqa: E402
+
 from mockstatus.durations import format_seconds, parse_duration  # noqa: E402
 
 REQUEST = "GET /status/200?delay={delay} HTTP/1.1\r\nHost: bench\r\n\r\n"
@@ -158,27 +159,39 @@ def main() -> int:
     probes_ms = [p * 1000 for p in result["probes"]]
     mib = 1024
     grown = result["peak"] - result["baseline"]
-    print(f"held connections: {args.connections} x /status/200?delay={args.delay} ({format_seconds(delay)}), server pid {process.pid}")
-    print(f"  all requests written in {result['connect_phase']:.2f} s; {result['held']} held at once while probing; "
-          f"done in {result['total']:.1f} s")
+    print(
+        f"held connections: {args.connections} x /status/200?delay={args.delay} ({format_seconds(delay)}), server pid {process.pid}"
+    )
+    print(
+        f"  all requests written in {result['connect_phase']:.2f} s; {result['held']} held at once while probing; "
+        f"done in {result['total']:.1f} s"
+    )
     soonest = min(waited for _, waited in outcomes) - delay
-    print(f"  replies: {ok} x 200 of {len(outcomes)}; answered before the delay: {early} "
-          f"(soonest {soonest * 1000:+.2f} ms from the delay)")
-    print(f"  server RSS: {result['baseline'] / mib:.1f} MiB idle, peak (VmHWM) {result['peak'] / mib:.1f} MiB, "
-          f"{grown / args.connections:.2f} KiB per held connection")
+    print(
+        f"  replies: {ok} x 200 of {len(outcomes)}; answered before the delay: {early} "
+        f"(soonest {soonest * 1000:+.2f} ms from the delay)"
+    )
+    print(
+        f"  server RSS: {result['baseline'] / mib:.1f} MiB idle, peak (VmHWM) {result['peak'] / mib:.1f} MiB, "
+        f"{grown / args.connections:.2f} KiB per held connection"
+    )
     if result["samples"]:
         print(f"  RSS while held (sampled {len(result['samples'])}x): max {max(result['samples']) / mib:.1f} MiB")
     if probes_ms:
-        print(f"  /status/200 on a new connection meanwhile ({len(probes_ms)} probes): "
-              f"median {statistics.median(probes_ms):.2f} ms, max {max(probes_ms):.2f} ms")
+        print(
+            f"  /status/200 on a new connection meanwhile ({len(probes_ms)} probes): "
+            f"median {statistics.median(probes_ms):.2f} ms, max {max(probes_ms):.2f} ms"
+        )
     if args.connections >= 10_000:
         rss_ok = result["peak"] <= 150 * mib and result["held"] >= 10_000
         rss_verdict = "met" if rss_ok else "MISSED"
     else:
         rss_verdict = f"not checked ({args.connections} connections)"
     latency_ok = bool(probes_ms) and max(probes_ms) < 50
-    print(f"  target RSS <= 150 MiB with 10,000 held: {rss_verdict}; "
-          f"target /status/200 < 50 ms: {'met' if latency_ok else 'MISSED'}")
+    print(
+        f"  target RSS <= 150 MiB with 10,000 held: {rss_verdict}; "
+        f"target /status/200 < 50 ms: {'met' if latency_ok else 'MISSED'}"
+    )
     return 0 if ok == args.connections and not early else 1
 
 

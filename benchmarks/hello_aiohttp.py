@@ -13,8 +13,8 @@ import uvloop
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mockstatus.catalog import load_catalog  # noqa: E402
 from mockstatus.bodies import Replies  # noqa: E402
+from mockstatus.catalog import load_catalog  # noqa: E402
 
 REPLIES = Replies(load_catalog())
 

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _common import start_listening  # noqa: E402
+
 from mockstatus.catalog import FAULTS, load_catalog  # noqa: E402
 
 TIMEOUT = 10.0  # per request: longer means the server hung

@@ -1,6 +1,6 @@
 """Start-up time: process start to a healthy answer, and the in-thread fixture's start.
 
-    python benchmarks/startup.py [--runs 10]
+python benchmarks/startup.py [--runs 10]
 """
 
 from __future__ import annotations
@@ -54,9 +54,13 @@ def main() -> int:
     proc = process_start(args.runs)
     first, warm = fixture_start(args.runs)
     print(f"{'start-up':<44}{'median':>9}{'max':>9}")
-    print(f"{'process start -> healthy (python -m mockstatus)':<44}{statistics.median(proc) * 1000:>7.0f}ms{max(proc) * 1000:>7.0f}ms")
+    print(
+        f"{'process start -> healthy (python -m mockstatus)':<44}{statistics.median(proc) * 1000:>7.0f}ms{max(proc) * 1000:>7.0f}ms"
+    )
     print(f"{'fixture start, first in a fresh interpreter':<44}{first * 1000:>7.0f}ms{first * 1000:>7.0f}ms")
-    print(f"{'fixture start, warm (serve_in_thread)':<44}{statistics.median(warm) * 1000:>7.0f}ms{max(warm) * 1000:>7.0f}ms")
+    print(
+        f"{'fixture start, warm (serve_in_thread)':<44}{statistics.median(warm) * 1000:>7.0f}ms{max(warm) * 1000:>7.0f}ms"
+    )
     return 0
 
 

@@ -63,7 +63,9 @@ def main() -> int:
         baseline = [wrk(binary, hello_url, None, args.duration, args.connections)]
         results = []
         for label, path, header in CASES:
-            results.append((label, wrk(binary, f"http://127.0.0.1:{mock_port}{path}", header, args.duration, args.connections)))
+            results.append(
+                (label, wrk(binary, f"http://127.0.0.1:{mock_port}{path}", header, args.duration, args.connections))
+            )
         # Bare aiohttp handlers sending mockstatus's exact reply bytes: the rest of
         # the gap to hello-world is what the required headers cost on the wire.
         same = [
@@ -78,7 +80,9 @@ def main() -> int:
     base_rps = sum(b["rps"] for b in baseline) / len(baseline)
     print(f"wrk -t1 -c{args.connections} -d{args.duration}s, loopback, one process each")
     print(f"{'target':<36}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs aiohttp':>12}")
-    print(f"{'aiohttp hello-world':<36}{base_rps:>10.0f}{baseline[0]['p50']:>9.2f}{baseline[0]['p99']:>9.2f}{'100 %':>12}")
+    print(
+        f"{'aiohttp hello-world':<36}{base_rps:>10.0f}{baseline[0]['p50']:>9.2f}{baseline[0]['p99']:>9.2f}{'100 %':>12}"
+    )
     for label, result in results:
         ratio = 100 * result["rps"] / base_rps
         print(f"{label:<36}{result['rps']:>10.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}{ratio:>10.0f} %")

@@ -45,7 +45,9 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     # it), not fall through every route to aiohttp's bare "404: Not Found".
     # The fast path is here too: status_handler answers a plain /status/NNN first thing.
     app.router.add_route(ANY, r"/status/{codes:[\s\S]*}", handlers.status_handler, expect_handler=expect)
-    app.router.add_route(ANY, r"/sequence/{name:[^/]+}/{codes:[\s\S]*}", handlers.sequence_handler, expect_handler=expect)
+    app.router.add_route(
+        ANY, r"/sequence/{name:[^/]+}/{codes:[\s\S]*}", handlers.sequence_handler, expect_handler=expect
+    )
     app.router.add_route(ANY, "/sequence", handlers.sequence_missing)
     app.router.add_route(ANY, "/sequence/{name:[^/]+}", handlers.sequence_missing)
     # Everything else: 405 with Allow where the path exists for other methods, else 404.

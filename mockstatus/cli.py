@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 
 from . import __version__
+from .dependencies import aiohttp_problem
 from .settings import ENV_PREFIX, SETTINGS, load_config, parse_one, resolve, server_url
 
 
@@ -126,6 +127,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.command == "health":
             return cmd_health(args, environ)
         settings, catalog = resolve_settings(args, environ)
+        problem = aiohttp_problem()
+        if problem is not None:
+            raise UsageError(problem)
     except (UsageError, ConfigError, ValueError) as exc:
         print(f"mockstatus: error: {exc}", file=sys.stderr)
         return 2
@@ -136,7 +140,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         return run(settings, catalog)
     except OSError as exc:
-        print(f"mockstatus: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"mockstatus: error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 0

@@ -72,8 +72,7 @@ def parse_delay(text: str, *, max_delay: float, what: str = "delay") -> DelaySpe
         low = high = parse_duration(text, what=what)
     if high > max_delay:
         raise ValueError(
-            f"bad {what} {text!r}: above the maximum of {format_seconds(max_delay)} "
-            "(raise it with --max-delay)"
+            f"bad {what} {text!r}: above the maximum of {format_seconds(max_delay)} (raise it with --max-delay)"
         )
     return DelaySpec(low, high)
 

@@ -28,7 +28,7 @@ def error_body(status: int, reason: str, message: str, fmt: str) -> bytes:
     if fmt == "json":
         return json.dumps({"code": status, "reason": reason, "error": message}, ensure_ascii=False).encode() + b"\n"
     if fmt == "html":
-        inner = f"<h1>{status} {html.escape(reason)}</h1><p>{html.escape(message)}</p><p><a href=\"/\">All status codes</a></p>"
+        inner = f'<h1>{status} {html.escape(reason)}</h1><p>{html.escape(message)}</p><p><a href="/">All status codes</a></p>'
         return html_page(f"{status} {reason}", inner).encode()
     return f"{status} {reason}: {message}\n".encode()
 
@@ -40,7 +40,9 @@ def error(catalog: Catalog, status: int, message: str, fmt: str = "text", origin
     headers["Content-Type"] = CONTENT_TYPES[fmt]
     if origin is not None:
         cors(headers, origin)
-    response = web.Response(status=status, reason=reason, body=error_body(status, reason, message, fmt), headers=headers)
+    response = web.Response(
+        status=status, reason=reason, body=error_body(status, reason, message, fmt), headers=headers
+    )
     if status == 413:
         # The rest of an oversized body is never read: close instead of draining it.
         response.force_close()
@@ -59,7 +61,12 @@ def admin_error(status: int, message: str) -> web.Response:
 
 
 def plain_reply(
-    status: int, reason: str, text: str, extra: tuple[tuple[str, str], ...] = (), *, nosniff: bool = False,
+    status: int,
+    reason: str,
+    text: str,
+    extra: tuple[tuple[str, str], ...] = (),
+    *,
+    nosniff: bool = False,
     head_only: bool = False,
 ) -> bytes:
     """A whole closing reply with a text body naming what went wrong (only its head for HEAD)."""

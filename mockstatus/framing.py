@@ -46,6 +46,7 @@ FRAMING_FIELDS = re.compile(
     re.IGNORECASE,
 )
 # RFC 9112 §7.1: chunk-size = 1*HEXDIG, then extensions; no "0x", no sign.
+TRAILING_OWS = re.compile(rb"[ \t]+\r\n")
 CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]+)((?:[ \t]*;[^\r\n]*)?)")
 HTTP2_PREFACE = b"PRI * HTTP/2.0"
 MAX_CHUNK_LINE = 4096  # a chunk-size line with its extensions
@@ -98,6 +99,7 @@ class Head:
     upgrade: bytes = b""  # the Upgrade field, when Connection lists "upgrade"
     close: bool = False  # no request may follow this one (HTTP/1.0 with Transfer-Encoding)
     expect: bool = False
+    padded: bool = False  # a field value ends in whitespace
 
 
 def check_start(data: bytes, limits: Limits) -> None:
@@ -161,7 +163,9 @@ def parse_request_line(line: bytes, limits: Limits) -> tuple[bytes, bytes, tuple
             "(a limit of this server: raise it with --max-request-line)"
         )
     if not TARGET.fullmatch(target):
-        raise bad(f"invalid character in the request target {_quote(target)}: only visible ASCII, percent-encode the rest")
+        raise bad(
+            f"invalid character in the request target {_quote(target)}: only visible ASCII, percent-encode the rest"
+        )
     matched = VERSION.fullmatch(version)
     if matched is None:
         raise bad(f"bad HTTP version {_quote(version)} in the request line; expected HTTP/1.1 or HTTP/1.0")
@@ -204,7 +208,11 @@ def parse_head(head: bytes, limits: Limits) -> Head:
     """
     end = head.find(b"\r\n")
     line = head if end < 0 else head[:end]
-    method, target, version = parse_request_line(line, limits)
+    try:
+        method, target, version = parse_request_line(line, limits)
+    except Refusal as refusal:
+        refusal.method = line.split(b" ", 1)[0]  # a HEAD request's refusal has no body
+        raise
     try:
         return _parse_fields(method, target, version, head[end:] if end >= 0 else b"", limits)
     except Refusal as refusal:
@@ -232,6 +240,7 @@ def _parse_fields(method: bytes, target: bytes, version: tuple[int, int], fields
             "such as /status/418 (it is not a proxy)",
         )  # fmt: skip
     parsed = Head(method, target, version)
+    parsed.padded = b" \r\n" in fields or b"\t\r\n" in fields or fields.endswith((b" ", b"\t"))
     hosts = 0
     lengths: list[bytes] = []
     codings: list[bytes] = []
@@ -254,7 +263,11 @@ def _parse_fields(method: bytes, target: bytes, version: tuple[int, int], fields
             parsed.expect = True
     if version == (1, 1) and hosts != 1:
         # RFC 9112 §3.2: a 1.1 request without Host, or with more than one, is a 400.
-        raise bad("missing Host field: HTTP/1.1 requests carry exactly one" if not hosts else f"{hosts} Host fields: HTTP/1.1 requests carry exactly one")
+        raise bad(
+            "missing Host field: HTTP/1.1 requests carry exactly one"
+            if not hosts
+            else f"{hosts} Host fields: HTTP/1.1 requests carry exactly one"
+        )
     if codings:
         if lengths:
             # RFC 9112 §6.3 and §11.2: two framings is how requests are smuggled; pick neither.
@@ -317,7 +330,9 @@ class ChunkedBody:
                 self.line += got
                 pos += len(got)
                 if not b"\r\n".startswith(self.line):
-                    raise bad(f"Expected CRLF after chunk data, got {_quote(self.line)}: the chunk is longer than its size")
+                    raise bad(
+                        f"Expected CRLF after chunk data, got {_quote(self.line)}: the chunk is longer than its size"
+                    )
                 if self.line == b"\r\n":
                     self.line = b""
                     self.state = self.SIZE
@@ -333,7 +348,9 @@ class ChunkedBody:
                 continue
             line, self.line = self.line, b""
             if not line.endswith(b"\r\n"):
-                raise bad(f"bare LF in chunked framing {_quote(line)}: expected CR after chunk size (lines end with CRLF)")
+                raise bad(
+                    f"bare LF in chunked framing {_quote(line)}: expected CR after chunk size (lines end with CRLF)"
+                )
             line = line[:-2]
             if state == self.SIZE:
                 self._size(line)

@@ -49,7 +49,9 @@ def parse_choices(text: str) -> list[tuple[int, float]]:
         weight = 1.0
         if sep:
             if not _WEIGHT.fullmatch(weight_text) or float(weight_text) <= 0:
-                raise BadRequest(f"bad weight {weight_text!r} in {item!r}: expected a positive number such as 1, 0.5 or 3")
+                raise BadRequest(
+                    f"bad weight {weight_text!r} in {item!r}: expected a positive number such as 1, 0.5 or 3"
+                )
             weight = float(weight_text)
         choices.append((code, weight))
     return choices
@@ -251,7 +253,9 @@ async def not_found(request: web.Request) -> web.StreamResponse:
             allowed |= methods
     if allowed:
         methods_text = ", ".join(sorted(allowed))
-        response = _error(request, state, 405, f"method {request.method} is not allowed on {request.path!r}; allowed: {methods_text}")
+        response = _error(
+            request, state, 405, f"method {request.method} is not allowed on {request.path!r}; allowed: {methods_text}"
+        )
         response.headers["Allow"] = methods_text
         return response
     response = _error(

@@ -98,7 +98,9 @@ async def _respond(reply: Reply) -> web.StreamResponse:
     return response
 
 
-async def _send_slowly(request: web.Request, info: StatusInfo, headers, body: bytes, options: Options) -> web.StreamResponse:
+async def _send_slowly(
+    request: web.Request, info: StatusInfo, headers, body: bytes, options: Options
+) -> web.StreamResponse:
     """Headers at once, the body later (body_delay) or in timed pieces (drip).
 
     Content-Length is set, so the client's *read* timeout is what trips.

@@ -91,6 +91,7 @@ class Asked(NamedTuple):
     method: str
     version: tuple[int, int]
 
+
 _SEED = re.compile(r"-?[0-9]{1,18}", re.ASCII)
 # Request header bytes that are not UTF-8 reach us as surrogates (aiohttp decodes
 # with surrogateescape); aiohttp would silently drop them from a response header.
@@ -139,8 +140,7 @@ def _check_retry_after(value: str) -> str:
         parsed = None
     if parsed is None or not value.endswith("GMT"):
         raise BadRequest(
-            f"bad retry_after {value!r}: expected whole seconds (120) or an HTTP-date "
-            "(Wed, 21 Oct 2026 07:28:00 GMT)"
+            f"bad retry_after {value!r}: expected whole seconds (120) or an HTTP-date (Wed, 21 Oct 2026 07:28:00 GMT)"
         )
     return value
 
@@ -149,9 +149,7 @@ def check_header(name: str, value: str, origin: str) -> tuple[str, str]:
     if not TOKEN.fullmatch(name):
         raise BadRequest(f"bad {origin} {name!r}: a header name must be an RFC 9110 token")
     if name.lower() in FRAMING_HEADERS:
-        raise BadRequest(
-            f"bad {origin} {name!r}: {', '.join(sorted(FRAMING_HEADERS))} are set by the server"
-        )
+        raise BadRequest(f"bad {origin} {name!r}: {', '.join(sorted(FRAMING_HEADERS))} are set by the server")
     if ILLEGAL_VALUE.search(value):
         raise BadRequest(f"bad {origin} value {value!r}: CR, LF and control characters are not allowed")
     if _NOT_UTF8.search(value):
@@ -256,10 +254,10 @@ def parse_options(request, settings: Settings) -> Options:
         if not lowered.startswith(HEADER_PREFIX):
             continue
         if lowered.startswith(RESPONSE_HEADER_PREFIX):
-            header = check_header(key[len(RESPONSE_HEADER_PREFIX):], value, "response header")
+            header = check_header(key[len(RESPONSE_HEADER_PREFIX) :], value, "response header")
             options.headers.append(_redirect_checked(header, settings))
             continue
-        name = lowered[len(HEADER_PREFIX):].replace("-", "_")
+        name = lowered[len(HEADER_PREFIX) :].replace("-", "_")
         if name not in QUERY_NAMES or name == "header":
             allowed = ", ".join(header_name(n) for n in QUERY_NAMES if n != "header")
             raise BadRequest(f"unknown header {key!r}; allowed: {allowed}, X-Mockstatus-Response-<Name>")

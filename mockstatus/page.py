@@ -60,7 +60,12 @@ BADGES = {
     "no-body": ("no body", "无响应体", "never carries a body", "不带响应体"),
     "interim": ("interim", "临时响应", "interim 1xx, then a final response", "先发临时 1xx 响应，再发最终响应"),
     "upgrade": ("upgrade", "协议升级", "switches the connection to another protocol", "把连接切换到另一种协议"),
-    "headerless": ("header-less", "无响应头", "body bytes only: no status line, no headers", "只有响应体：没有状态行和响应头"),
+    "headerless": (
+        "header-less",
+        "无响应头",
+        "body bytes only: no status line, no headers",
+        "只有响应体：没有状态行和响应头",
+    ),
     "closes": ("closes connection", "关闭连接", "the server closes the connection", "服务器会关闭连接"),
     "retry-after": ("Retry-After", "Retry-After", "sends a Retry-After header", "带 Retry-After 响应头"),
     "auth": ("auth challenge", "认证质询", "sends an authentication challenge", "带认证质询响应头"),
@@ -188,7 +193,7 @@ SCRIPT_TEXT = {
         "redirected": "fetch followed the redirect to {url}: the status, headers and body below are the final response's. "
         "Browsers hide the 3xx itself from scripts; run the curl command (without -L) to see it, "
         "or untick “Follow redirects”.",
-        "opaque": "Redirect not followed. With redirect: \"manual\" the browser hides a redirect's status and headers "
+        "opaque": 'Redirect not followed. With redirect: "manual" the browser hides a redirect\'s status and headers '
         "from scripts (an opaque redirect). Run the curl command to see them.",
         "choice": "The server picked {code}.",
         "step": "Sequence {name}, step {step}.",
@@ -222,7 +227,7 @@ SCRIPT_TEXT = {
         "运行 curl 命令可以看到线路上实际发送的内容。",
         "redirected": "fetch 已跟随重定向到 {url}：下面的状态、响应头和响应体都属于最终响应。"
         "浏览器不让脚本看到 3xx 本身；运行 curl 命令（不加 -L）可以看到它，或者取消勾选“跟随重定向”。",
-        "opaque": "未跟随重定向。使用 redirect: \"manual\" 时，浏览器不让脚本看到重定向的状态和响应头"
+        "opaque": '未跟随重定向。使用 redirect: "manual" 时，浏览器不让脚本看到重定向的状态和响应头'
         "（opaque redirect）。运行 curl 命令可以看到它们。",
         "choice": "服务器选择了 {code}。",
         "step": "序列 {name}，第 {step} 步。",
@@ -377,14 +382,14 @@ def _panel(catalog: Catalog, lang: str, t: dict[str, str]) -> str:
     )
     modes = "".join(
         f'<label class="radio"><input type="radio" name="mode" value="{m}"{" checked" if m == "single" else ""}> '
-        f'{_e(t["mode_" + m])}</label>'
+        f"{_e(t['mode_' + m])}</label>"
         for m in ("single", "list", "sequence")
     )
     described = 'aria-describedby="{0}-help"'
     return (
         '<section id="try" class="panel" aria-labelledby="try-title">'
         f'<h2 id="try-title" tabindex="-1">{_e(t["try_title"])}</h2>'
-        f'<noscript><p>{_e(t["noscript"].format(origin="http://HOST:PORT"))}</p></noscript>'
+        f"<noscript><p>{_e(t['noscript'].format(origin='http://HOST:PORT'))}</p></noscript>"
         '<form id="try-form" class="js-only" novalidate>'
         f'<fieldset class="modes"><legend>{_e(t["what"])}</legend>{modes}</fieldset>'
         '<div class="mode" data-mode="single">'
@@ -399,7 +404,11 @@ def _panel(catalog: Catalog, lang: str, t: dict[str, str]) -> str:
         )
         + "</div>"
         '<div class="mode" data-mode="sequence" hidden><div class="row">'
-        + _field("t-seq-name", t["seq_name"], '<input id="t-seq-name" name="seq_name" value="demo" autocomplete="off" spellcheck="false">')
+        + _field(
+            "t-seq-name",
+            t["seq_name"],
+            '<input id="t-seq-name" name="seq_name" value="demo" autocomplete="off" spellcheck="false">',
+        )
         + _field(
             "t-seq",
             t["seq_steps"],
@@ -447,7 +456,7 @@ def _panel(catalog: Catalog, lang: str, t: dict[str, str]) -> str:
         f'<button type="button" id="t-cancel" class="secondary" hidden>{_e(t["cancel"])}</button></div>'
         "</form>"
         '<div id="t-result" class="result js-only" aria-live="polite" hidden>'
-        f'<h3>{_e(t["result"])}</h3>'
+        f"<h3>{_e(t['result'])}</h3>"
         '<p id="r-url" class="help mono"></p><p id="r-status" class="statusline"></p>'
         '<p id="r-time" class="help"></p>'
         '<p id="r-info" class="note" hidden></p>'
@@ -591,7 +600,9 @@ def _not_get(request: web.Request) -> web.Response | None:
     if request.method in ("GET", "HEAD"):
         return None
     state = request.app[STATE]
-    response = error_for(request, state.catalog, 405, f"{request.method} is not allowed on {request.path}; allowed: {ALLOWED_METHODS}")
+    response = error_for(
+        request, state.catalog, 405, f"{request.method} is not allowed on {request.path}; allowed: {ALLOWED_METHODS}"
+    )
     response.headers["Allow"] = ALLOWED_METHODS
     return response
 

@@ -29,14 +29,13 @@ import asyncio
 import enum
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 
 from aiohttp import web
 
 from .durations import format_seconds
 from .errors import plain_reply
-from .framing import ChunkedBody, Limits, Refusal, check_start, parse_head
+from .framing import TRAILING_OWS, ChunkedBody, Limits, Refusal, check_start, parse_head
 
 log = logging.getLogger("mockstatus")
 
@@ -62,6 +61,8 @@ class State(enum.Enum):
 
 
 WAITING = (State.IDLE, State.HEAD)
+PAUSED_BY_AIOHTTP = 1
+PAUSED_BY_LAYER = 2
 ARRIVED = web.RequestKey("mockstatus.arrived", float) if hasattr(web, "RequestKey") else "mockstatus.arrived"
 
 
@@ -143,7 +144,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "listener", "inner", "view", "transport", "state", "buffer", "body_left", "chunked",
-        "pending", "arrivals", "deadline", "timer", "peer", "paused_by", "held", "refusal",
+        "pending", "arrivals", "deadline", "timer", "paused_by", "held", "refusal",
         "receiver", "close_after", "replied", "linger", "refuse_at",
     )  # fmt: skip
 
@@ -157,11 +158,12 @@ class Connection(asyncio.Protocol):
         self.body_left = 0  # Content-Length bytes still to come
         self.chunked: ChunkedBody | None = None
         self.pending = 0  # requests forwarded whose aiohttp task has not finished
-        self.arrivals: deque[float] = deque()  # when each pending head was complete
+        # When each pending head was complete: a list, not a deque, since it holds
+        # one or two times and an empty deque is several times the size of a list.
+        self.arrivals: list[float] = []
         self.deadline = 0.0  # of the header or body timeout, on the loop's clock
         self.timer: asyncio.TimerHandle | None = None
-        self.peer = None
-        self.paused_by: set[str] = set()
+        self.paused_by = 0  # who stopped reading the socket: PAUSED_BY_AIOHTTP | PAUSED_BY_LAYER
         self.held = b""  # bytes behind an upgrade request
         self.refusal: bytes | None = None  # an error reply waiting for the replies ahead of it
         self.refuse_at = 0  # ... sent once no more than this many replies are pending
@@ -174,7 +176,6 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.peer = transport.get_extra_info("peername")
         self.view = _AiohttpTransport(self, transport)
         self.inner.connection_made(self.view)
         self._wait_for_head()
@@ -213,7 +214,7 @@ class Connection(asyncio.Protocol):
                 except Refusal as refusal:
                     self._refuse(refusal)
                     return
-                if not (head.length or head.chunked or head.upgrade or head.close):
+                if not (head.length or head.chunked or head.upgrade or head.close or head.padded):
                     self._forward_head(data)
                     return
         if state is State.DETACHED:
@@ -291,7 +292,10 @@ class Connection(asyncio.Protocol):
                 check_start(chunk, limits)
                 consumed = end + 4 - len(self.buffer)
                 head = parse_head(chunk[:end], limits)
-                forward.append(chunk[: end + 4] if self.buffer else data[pos : pos + consumed])
+                raw = chunk[: end + 4] if self.buffer else data[pos : pos + consumed]
+                # RFC 9112 §5: whitespace around a field value is not part of it;
+                # aiohttp's older parsers keep the trailing part, so it goes here.
+                forward.append(TRAILING_OWS.sub(b"\r\n", raw) if head.padded else raw)
                 self.buffer = b""
                 pos += consumed
                 self._head_complete(head)
@@ -309,11 +313,17 @@ class Connection(asyncio.Protocol):
         if newline >= 0 and (newline == 0 or chunk[newline - 1] != 0x0D):
             end = chunk.find(b"\r\n")
             line = chunk[: newline if end < 0 else end]
-            raise Refusal(400, "Bad Request", f"bare LF in {line[:60].decode('latin-1')!a}: lines end with CRLF (RFC 9112 §2.2)")
+            raise Refusal(
+                400, "Bad Request", f"bare LF in {line[:60].decode('latin-1')!a}: lines end with CRLF (RFC 9112 §2.2)"
+            )
         cr = chunk.find(b"\r")
         while cr >= 0:
             if cr + 1 < len(chunk) and chunk[cr + 1] != 0x0A:
-                raise Refusal(400, "Bad Request", f"bare CR in {chunk[:60].decode('latin-1')!a}: lines end with CRLF (RFC 9112 §2.2)")
+                raise Refusal(
+                    400,
+                    "Bad Request",
+                    f"bare CR in {chunk[:60].decode('latin-1')!a}: lines end with CRLF (RFC 9112 §2.2)",
+                )
             cr = chunk.find(b"\r", cr + 1)
 
     def _forward_head(self, data: bytes) -> None:
@@ -352,7 +362,7 @@ class Connection(asyncio.Protocol):
         """A handler starts on the next pending request: note its arrival, watch its end."""
         if ARRIVED in request:
             return
-        request[ARRIVED] = self.arrivals.popleft() if self.arrivals else time.monotonic()
+        request[ARRIVED] = self.arrivals.pop(0) if self.arrivals else time.monotonic()
         task = asyncio.current_task()
         if task is not None:
             task.add_done_callback(self._reply_done)
@@ -372,7 +382,7 @@ class Connection(asyncio.Protocol):
         self.state = State.DETACHED
         self._cancel_timer()
         if self.paused_by:
-            self.paused_by.clear()
+            self.paused_by = 0
             transport.resume_reading()
         return transport
 
@@ -385,7 +395,7 @@ class Connection(asyncio.Protocol):
         held, self.held = self.held, b""
         self.state = State.TUNNEL
         self._cancel_timer()
-        if "layer" in self.paused_by:
+        if self.paused_by & PAUSED_BY_LAYER:
             self.resume(aiohttp=False)
         if held:
             self.inner.data_received(held)
@@ -419,7 +429,7 @@ class Connection(asyncio.Protocol):
         self.inner.connection_made(self.view)
         self.state = State.IDLE
         held, self.held = self.held, b""
-        if "layer" in self.paused_by:
+        if self.paused_by & PAUSED_BY_LAYER:
             self.resume(aiohttp=False)
         self._wait_for_head()
         if held:
@@ -466,7 +476,7 @@ class Connection(asyncio.Protocol):
         if reply:
             transport.write(reply)
         if self.paused_by:
-            self.paused_by.clear()
+            self.paused_by = 0
             transport.resume_reading()
         if transport.can_write_eof():
             transport.write_eof()
@@ -501,7 +511,8 @@ class Connection(asyncio.Protocol):
             if self.pending and not self.replied:
                 self.finish(
                     plain_reply(
-                        408, "Request Timeout",
+                        408,
+                        "Request Timeout",
                         f"no byte of the request body arrived for {format_seconds(self.listener.body_timeout)} "
                         "(--body-timeout)",
                     )  # fmt: skip
@@ -511,7 +522,8 @@ class Connection(asyncio.Protocol):
         elif state is State.HEAD:
             self.finish(
                 plain_reply(
-                    408, "Request Timeout",
+                    408,
+                    "Request Timeout",
                     "the request line and headers did not arrive within "
                     f"{format_seconds(self.listener.header_timeout)} (--header-timeout)",
                 )  # fmt: skip
@@ -526,12 +538,12 @@ class Connection(asyncio.Protocol):
     # -- flow control: the socket is read only if neither side paused it ----------------
 
     def pause(self, *, aiohttp: bool) -> None:
-        self.paused_by.add("aiohttp" if aiohttp else "layer")
+        self.paused_by |= PAUSED_BY_AIOHTTP if aiohttp else PAUSED_BY_LAYER
         if self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()
 
     def resume(self, *, aiohttp: bool) -> None:
-        self.paused_by.discard("aiohttp" if aiohttp else "layer")
+        self.paused_by &= ~(PAUSED_BY_AIOHTTP if aiohttp else PAUSED_BY_LAYER)
         if not self.paused_by and self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
@@ -550,7 +562,8 @@ class _Refused(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         transport.write(
             plain_reply(
-                503, "Service Unavailable",
+                503,
+                "Service Unavailable",
                 f"{self.limit} connections are open, the --max-connections limit; retry in a second",
                 extra=(("Retry-After", "1"),),
             )  # fmt: skip

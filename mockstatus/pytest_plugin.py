@@ -1,6 +1,6 @@
 """pytest plugin (registered through the ``pytest11`` entry point).
 
-Installing mockstatus gives every test suite three fixtures:
+Installing mockstatus gives every test suite these fixtures:
 
 ``mockstatus``
     Function scope.  The session's server, with the journal and every
@@ -15,6 +15,16 @@ Installing mockstatus gives every test suite three fixtures:
     Session scope, returns ``None``.  Override it in a ``conftest.py`` to
     return a dict in the config-file layout (``codes:``, ``server:``) or the
     path of a YAML file; the session server is started with it.
+``make_mockstatus``
+    Function scope.  A factory, ``make_mockstatus(config=None, **settings)``,
+    with the arguments of ``serve_in_thread``: each call starts another server
+    (its own catalog overlay and settings, such as ``max_body_size=1024``) and
+    returns it; every server it started stops when the test ends.  A bad
+    ``config`` raises ``ConfigError`` at the call.
+``make_mockstatus_session``
+    Session scope.  The same factory for fixtures of a wider scope (a module's
+    server with its own settings): the servers it starts stop when the session
+    ends, so ask for them from a module- or session-scoped fixture.
 
 Nothing heavy is imported until a test asks for a fixture, so the plugin costs
 suites that never use it nothing.
@@ -22,7 +32,8 @@ suites that never use it nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -59,3 +70,30 @@ def mockstatus(mockstatus_server: ThreadServer) -> ThreadServer:
     """The session's server with a clean journal and no sequences."""
     mockstatus_server.reset()
     return mockstatus_server
+
+
+def _started_servers() -> Iterator[Callable[..., ThreadServer]]:
+    """A ``serve_in_thread`` that remembers what it started; stops them all on exit."""
+    from .runner import serve_in_thread
+
+    with ExitStack() as started:
+        # ExitStack stops the others even when one stop fails.
+
+        def make(config: Any = None, **settings: Any) -> ThreadServer:
+            server = serve_in_thread(config, **settings)
+            started.callback(server.stop)
+            return server
+
+        yield make
+
+
+@pytest.fixture
+def make_mockstatus() -> Iterator[Callable[..., ThreadServer]]:
+    """Start servers with their own config and settings; they stop after the test."""
+    yield from _started_servers()
+
+
+@pytest.fixture(scope="session")
+def make_mockstatus_session() -> Iterator[Callable[..., ThreadServer]]:
+    """Like ``make_mockstatus``, for wider-scoped fixtures; servers stop after the session."""
+    yield from _started_servers()

@@ -128,7 +128,9 @@ class RunningServer:
             )  # fmt: skip
 
 
-async def start(settings: Settings, catalog: Catalog | None = None, *, sock: socket.socket | None = None) -> RunningServer:
+async def start(
+    settings: Settings, catalog: Catalog | None = None, *, sock: socket.socket | None = None
+) -> RunningServer:
     app = make_app(settings, catalog)
     logger_class = JsonAccessLogger if settings.log_format == "json" else TextAccessLogger
     runner = web.AppRunner(
@@ -318,5 +320,3 @@ def serve_in_thread(
         given["port"] = 0  # a free port, whatever the config file's server: section says
     settings, catalog = resolve(config, overrides=given, base=settings or Settings(host="127.0.0.1", port=0))
     return ThreadServer(settings, catalog).start()
-
-

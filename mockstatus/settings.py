@@ -149,11 +149,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("journal_size", _count, 1000, "how many requests the journal keeps"),
     Setting("max_sequences", _count, 1000, "how many sequence names are kept (oldest evicted)"),
     Setting("admin_token", _text, None, "when set, /__mockstatus/* (but health) needs 'Authorization: Bearer <token>'"),
-    Setting("allowed_redirect_hosts", _hosts, (), "comma list of hosts an absolute location= may point to (empty: any)"),
+    Setting(
+        "allowed_redirect_hosts", _hosts, (), "comma list of hosts an absolute location= may point to (empty: any)"
+    ),
     Setting("upgrade_idle_timeout", _seconds, 30.0, "how long a raw upgraded (101) connection may stay idle"),
-    Setting("max_connections", _count_or_zero, 16384, "most connections open at once (0: no limit); above it: 503 and close"),
-    Setting("header_timeout", _seconds, 10.0, "time a client has to send a request's line and headers (0: off); then 408 and close"),
-    Setting("body_timeout", _seconds, 10.0, "time a request body may go without a byte arriving; then 408 (or 400 if broken) and close"),
+    Setting(
+        "max_connections", _count_or_zero, 16384, "most connections open at once (0: no limit); above it: 503 and close"
+    ),
+    Setting(
+        "header_timeout",
+        _seconds,
+        10.0,
+        "time a client has to send a request's line and headers (0: off); then 408 and close",
+    ),
+    Setting(
+        "body_timeout",
+        _seconds,
+        10.0,
+        "time a request body may go without a byte arriving; then 408 (or 400 if broken) and close",
+    ),
     Setting("log_format", _choice("text", "json"), "text", "log line format: text or json"),
     Setting("access_log", _bool, False, "log every request (off by default for speed)", "switch"),
 )

@@ -139,9 +139,9 @@ class _Echo:
 
     def _timeout(self) -> None:
         self.transport.close()
-        self._finish()
+        self.finish()
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
         self.timer.cancel()
         if not self.done.done():
             self.done.set_result(None)
@@ -192,7 +192,7 @@ async def send_raw_upgrade(request: web.BaseRequest, token: str, idle: float) ->
         if not _ended_by_client(transport):
             raise
     finally:
-        echo._finish()
+        echo.finish()
         transport.close()
 
 
@@ -214,7 +214,10 @@ def websocket_problem(request: web.BaseRequest) -> tuple[int, str] | None:
         return 400, f"bad WebSocket handshake: method {request.method}; {WEBSOCKET_FORM}"
     tokens = {token.strip().lower() for token in headers.get("Connection", "").split(",")}
     if "upgrade" not in tokens:
-        return 400, f"bad WebSocket handshake: Connection {headers.get('Connection', '')!r} lacks upgrade; {WEBSOCKET_FORM}"
+        return (
+            400,
+            f"bad WebSocket handshake: Connection {headers.get('Connection', '')!r} lacks upgrade; {WEBSOCKET_FORM}",
+        )
     version = headers.get("Sec-WebSocket-Version", "")
     if version.strip() != WEBSOCKET_VERSION:
         # RFC 6455 §4.4: 426 plus the version the server speaks.

@@ -1,14 +1,15 @@
-"""Shared fixtures: a real server on a real loopback socket.
+"""Shared fixtures.
 
-``live`` is one server per test session (reset before each test); ``make_live``
-starts a server with its own settings or catalog overlay for tests that need
-one.  Both run in a daemon thread, so sync clients (requests, curl, raw
-sockets) and async ones (aiohttp, httpx) can talk to them from any test.
+The servers come from the project's own pytest plugin (mockstatus/pytest_plugin.py):
+``mockstatus`` is the session's server, reset before each test; ``make_mockstatus``
+starts one with its own settings or catalog overlay, and ``make_mockstatus_session``
+does so for module-scoped fixtures.  Here: ``wheel_venv`` and ``no_server_errors``.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import subprocess
@@ -16,43 +17,12 @@ import sys
 import types
 from pathlib import Path
 
-import logging
-
 import pytest
-
-from mockstatus.runner import serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a wheel is built from: the paths pyproject.toml needs.  The Dockerfile's
 # builder stage copies the same ones (tests/test_docker.py checks that).
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "mockstatus", "config")
-
-
-@pytest.fixture(scope="session")
-def _session_server():
-    server = serve_in_thread()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def live(_session_server):
-    _session_server.reset()
-    return _session_server
-
-
-@pytest.fixture
-def make_live():
-    started = []
-
-    def make(config=None, **overrides):
-        server = serve_in_thread(config, **overrides)
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
 
 
 def _run(argv: list[str], what: str) -> None:
@@ -71,7 +41,10 @@ def _build_wheel_venv(where: Path) -> None:
         else:
             shutil.copy2(path, src / name)
     # Built from a copy, so concurrent builds never write build/ or *.egg-info into the checkout.
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(where / "dist"), str(src)], "pip wheel")
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(where / "dist"), str(src)],
+        "pip wheel",
+    )
     _run([sys.executable, "-m", "venv", str(where / "venv")], "python -m venv")
     (wheel,) = (where / "dist").glob("mockstatus-*.whl")
     _run([str(where / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)], "pip install <wheel>")

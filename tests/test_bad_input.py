@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from wire import exchange, http_request, request_bytes
 
 from mockstatus import __version__
 from mockstatus.catalog import CODE_FORM
-from wire import exchange, http_request, request_bytes
-
 
 pytestmark = pytest.mark.usefixtures("no_server_errors")
 
@@ -49,29 +48,29 @@ BAD_CODES = [
 
 
 @pytest.mark.parametrize("segment,value", BAD_CODES, ids=[f"bad/status/{s}" for s, _ in BAD_CODES])
-def test_bad_code(live, segment, value):
-    status, headers, body = request(live, f"/status/{segment}")
+def test_bad_code(mockstatus, segment, value):
+    status, headers, body = request(mockstatus, f"/status/{segment}")
     assert_names(status, body, repr(value), CODE_FORM)
     assert headers["Content-Type"] == "text/plain; charset=utf-8"
     assert headers["Server"] == f"mockstatus/{__version__}"
 
 
 @pytest.mark.parametrize("segment,value", BAD_CODES[:5], ids=[f"bad/status/{s}?json" for s, _ in BAD_CODES[:5]])
-def test_bad_code_as_json(live, segment, value):
-    status, headers, body = request(live, f"/status/{segment}", headers={"Accept": "application/json"})
+def test_bad_code_as_json(mockstatus, segment, value):
+    status, headers, body = request(mockstatus, f"/status/{segment}", headers={"Accept": "application/json"})
     assert status == 400
     data = json.loads(body)
     assert data["code"] == 400 and repr(value) in data["error"] and CODE_FORM in data["error"]
 
 
-def test_missing_code(live):
-    status, _, body = request(live, "/status")
+def test_missing_code(mockstatus):
+    status, _, body = request(mockstatus, "/status")
     assert_names(status, body, "missing code", "/status/<code>", CODE_FORM)
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PROPFIND"])
-def test_bad_code_with_any_method(live, method):
-    status, headers, body = request(live, "/status/2_00", method)
+def test_bad_code_with_any_method(mockstatus, method):
+    status, headers, body = request(mockstatus, "/status/2_00", method)
     assert status == 400
     assert body == ("" if method == "HEAD" else body) and int(headers["Content-Length"]) > 0
 
@@ -98,8 +97,8 @@ BAD_LISTS = [
 
 
 @pytest.mark.parametrize("codes,named", BAD_LISTS, ids=[f"bad/status/{c}" for c, _ in BAD_LISTS])
-def test_bad_weighted_list(live, codes, named):
-    status, _, body = request(live, f"/status/{codes}")
+def test_bad_weighted_list(mockstatus, codes, named):
+    status, _, body = request(mockstatus, f"/status/{codes}")
     assert_names(status, body, named)
     assert "weight" in body or "code" in body
 
@@ -135,8 +134,8 @@ BAD_QUERIES = [
 
 
 @pytest.mark.parametrize("query,named,form", BAD_QUERIES, ids=[f"bad/status/302?{q}" for q, _, _ in BAD_QUERIES])
-def test_bad_option(live, query, named, form):
-    status, headers, body = request(live, f"/status/302?{query}")
+def test_bad_option(mockstatus, query, named, form):
+    status, headers, body = request(mockstatus, f"/status/302?{query}")
     assert_names(status, body, named, form)
     assert "Set-Cookie" not in headers and "X-B" not in headers
 
@@ -154,28 +153,28 @@ BAD_HEADERS = [
 @pytest.mark.parametrize(
     "headers,named,form", BAD_HEADERS, ids=[f"bad/header/{next(iter(h))}" for h, _, _ in BAD_HEADERS]
 )
-def test_bad_option_header(live, headers, named, form):
-    status, _, body = request(live, "/status/302", headers=headers)
+def test_bad_option_header(mockstatus, headers, named, form):
+    status, _, body = request(mockstatus, "/status/302", headers=headers)
     assert_names(status, body, named, form)
 
 
-def test_oversized_request_header_is_refused_by_the_parser(live):
+def test_oversized_request_header_is_refused_by_the_parser(mockstatus):
     """aiohttp reads at most 16 KiB per header field (``max_field_size``): a 4xx naming the limit."""
-    status, headers, body = request(live, "/status/200", headers={"X-Mockstatus-Body": "x" * 20_000})
+    status, headers, body = request(mockstatus, "/status/200", headers={"X-Mockstatus-Body": "x" * 20_000})
     assert_names(status, body, "16384 bytes")
     assert headers["Server"] == f"mockstatus/{__version__}"
 
 
-def test_oversized_request_line_is_refused_by_the_parser(live):
+def test_oversized_request_line_is_refused_by_the_parser(mockstatus):
     """aiohttp reads a request line of at most 8190 bytes: a long ?body= is a 400, not a hang."""
-    status, headers, body = request(live, "/status/200?body=" + "a" * 9000)
+    status, headers, body = request(mockstatus, "/status/200?body=" + "a" * 9000)
     assert_names(status, body, "8190")
     assert headers["Server"] == f"mockstatus/{__version__}"
 
 
-def test_control_character_in_a_request_header_is_refused_by_the_parser(live):
+def test_control_character_in_a_request_header_is_refused_by_the_parser(mockstatus):
     """A header value with a control byte never reaches the handler: aiohttp's parser answers 400."""
-    raw = exchange(live, b"GET /status/200 HTTP/1.1\r\nHost: x\r\nX-Mockstatus-Response-X-A: a\x01b\r\n\r\n")
+    raw = exchange(mockstatus, b"GET /status/200 HTTP/1.1\r\nHost: x\r\nX-Mockstatus-Response-X-A: a\x01b\r\n\r\n")
     assert raw.startswith(b"HTTP/1.0 400 Bad Request\r\n") or raw.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"\r\nX-A:" not in raw
 
@@ -184,12 +183,8 @@ def test_control_character_in_a_request_header_is_refused_by_the_parser(live):
 
 
 @pytest.fixture(scope="module")
-def small(request):
-    from mockstatus.runner import serve_in_thread
-
-    server = serve_in_thread(max_body_size=1024)
-    request.addfinalizer(server.stop)
-    return server
+def small(make_mockstatus_session):
+    return make_mockstatus_session(max_body_size=1024)
 
 
 def test_body_at_the_limit_is_read(small):
@@ -217,21 +212,21 @@ UNKNOWN_PATHS = ["/nope", "/statuses/200", "/status200", "/__mockstatus/nope", "
 
 
 @pytest.mark.parametrize("path", UNKNOWN_PATHS, ids=[f"404{p}" for p in UNKNOWN_PATHS])
-def test_unknown_path_points_to_status(live, path):
-    status, headers, body = request(live, path)
+def test_unknown_path_points_to_status(mockstatus, path):
+    status, headers, body = request(mockstatus, path)
     assert_names(status, body, repr(path), "/status/<code>", "/status/418", expected=404)
     assert headers["Server"] == f"mockstatus/{__version__}"
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
-def test_admin_route_with_another_method_is_405(live, method):
-    status, headers, body = request(live, "/__mockstatus/health", method)
+def test_admin_route_with_another_method_is_405(mockstatus, method):
+    status, headers, body = request(mockstatus, "/__mockstatus/health", method)
     assert_names(status, body, method, "GET, HEAD", expected=405)
     assert headers["Allow"] == "GET, HEAD"
 
 
-def test_unknown_method_is_named(live):
-    raw = exchange(live, b"FOO /status/200 HTTP/1.1\r\nHost: x\r\n\r\n")
+def test_unknown_method_is_named(mockstatus):
+    raw = exchange(mockstatus, b"FOO /status/200 HTTP/1.1\r\nHost: x\r\n\r\n")
     assert b" 400 Bad Request\r\n" in raw.split(b"\r\n", 1)[0] + b"\r\n"
     assert b"unknown method 'FOO'; allowed: GET, HEAD, POST" in raw
     assert f"\r\nServer: mockstatus/{__version__}\r\n".encode() in raw

@@ -92,16 +92,18 @@ class Visit:
     def check_clean(self):
         assert self.errors == []
         assert self.dialogs == []
-        foreign = [url for url in self.urls if not url.startswith(self.server.base_url + "/") and not url.startswith("data:")]
+        foreign = [
+            url for url in self.urls if not url.startswith(self.server.base_url + "/") and not url.startswith("data:")
+        ]
         assert foreign == [], "the page must not load anything from another origin"
 
 
 @pytest.fixture
-def visit(browser, live):
+def visit(browser, mockstatus):
     visits = []
 
     def make(server=None, viewport=WIDE, **context_args):
-        v = Visit(browser, server or live, viewport, **context_args)
+        v = Visit(browser, server or mockstatus, viewport, **context_args)
         visits.append(v)
         return v
 
@@ -137,13 +139,13 @@ def screenshot(page, name: str, full_page: bool = False) -> Path:
 # --- the list ----------------------------------------------------------------------
 
 
-def test_page_lists_every_catalog_code(visit, live):
+def test_page_lists_every_catalog_code(visit, mockstatus):
     v = visit()
     page = v.open()
-    catalog = live.state.catalog
+    catalog = mockstatus.state.catalog
     assert shown_codes(page) == [info.code for info in catalog]
     hrefs = page.eval_on_selector_all("li.code a.open", "els => els.map(e => e.href)")
-    assert hrefs == [live.url(f"/status/{info.code}") for info in catalog]
+    assert hrefs == [mockstatus.url(f"/status/{info.code}") for info in catalog]
     for info in (catalog.get(418), catalog.get(600)):
         text = page.inner_text(f"#s{info.code}")
         assert info.reason in text and info.description("en") in text
@@ -152,8 +154,8 @@ def test_page_lists_every_catalog_code(visit, live):
     screenshot(page, "index-wide-full", full_page=True)
 
 
-def test_language_switch_changes_descriptions(visit, live):
-    info = live.state.catalog.get(100)
+def test_language_switch_changes_descriptions(visit, mockstatus):
+    info = mockstatus.state.catalog.get(100)
     v = visit()
     page = v.open()
     assert page.inner_text("#s100 .desc") == info.description_en
@@ -171,16 +173,16 @@ def test_language_switch_changes_descriptions(visit, live):
     assert page.inner_text("#s100 .desc") == info.description_en
 
 
-def test_accept_language_zh_picks_chinese_first(visit, live):
+def test_accept_language_zh_picks_chinese_first(visit, mockstatus):
     v = visit(locale="zh-CN")
     page = v.open()
     assert page.get_attribute("html", "lang") == "zh"
-    assert page.inner_text("#s100 .desc") == live.state.catalog.get(100).description_zh
+    assert page.inner_text("#s100 .desc") == mockstatus.state.catalog.get(100).description_zh
     assert page.get_attribute(".langs a[lang=zh]", "aria-current") == "true"
 
 
-def test_search_filters_by_code_class_and_words(visit, live):
-    catalog = live.state.catalog
+def test_search_filters_by_code_class_and_words(visit, mockstatus):
+    catalog = mockstatus.state.catalog
     v = visit()
     page = v.open()
     page.fill("#q", "50")
@@ -210,8 +212,8 @@ def test_search_filters_by_code_class_and_words(visit, live):
     assert page.is_hidden("#q-none")
 
 
-def test_link_to_404_renders_its_html_page(visit, live):
-    info = live.state.catalog.get(404)
+def test_link_to_404_renders_its_html_page(visit, mockstatus):
+    info = mockstatus.state.catalog.get(404)
     v = visit()
     page = v.open()
     with page.expect_navigation() as navigation:
@@ -223,19 +225,19 @@ def test_link_to_404_renders_its_html_page(visit, live):
     assert info.description_en in page.inner_text("body")
     with page.expect_navigation():
         page.click("text=All status codes")  # and back to the list
-    assert page.url == live.url("/")
+    assert page.url == mockstatus.url("/")
 
 
 # --- the try-it panel ---------------------------------------------------------------
 
 
-def test_try_418_shows_status_headers_and_body(visit, live):
-    info = live.state.catalog.get(418)
+def test_try_418_shows_status_headers_and_body(visit, mockstatus):
+    info = mockstatus.state.catalog.get(418)
     v = visit()
     page = v.open()
     page.select_option("#t-code", "418")
-    assert page.input_value("#t-url") == live.url("/status/418")
-    assert page.input_value("#t-curl") == f"curl -i '{live.url('/status/418')}'"
+    assert page.input_value("#t-url") == mockstatus.url("/status/418")
+    assert page.input_value("#t-curl") == f"curl -i '{mockstatus.url('/status/418')}'"
     run_panel(page)
     assert page.inner_text("#r-status") == f"418 {info.reason}"
     assert page.text_content("#r-body") == text_body(info)
@@ -247,16 +249,16 @@ def test_try_418_shows_status_headers_and_body(visit, live):
     screenshot(page, "try-418-wide")
 
 
-def test_try_302_follows_and_says_where_it_ended(visit, live):
-    location = live.state.catalog.get(302).header("Location")
-    final = live.state.catalog.get(200)
+def test_try_302_follows_and_says_where_it_ended(visit, mockstatus):
+    location = mockstatus.state.catalog.get(302).header("Location")
+    final = mockstatus.state.catalog.get(200)
     v = visit()
     page = v.open()
     page.select_option("#t-code", "302")
     run_panel(page)
     assert page.inner_text("#r-status") == f"200 {final.reason}"
     info = page.inner_text("#r-info")
-    assert f"followed the redirect to {live.url(location)}" in info
+    assert f"followed the redirect to {mockstatus.url(location)}" in info
     assert page.text_content("#r-body") == text_body(final)
     screenshot(page, "try-302-followed")
     # Not following: the browser hides the 3xx from scripts, and the panel says so.
@@ -265,25 +267,25 @@ def test_try_302_follows_and_says_where_it_ended(visit, live):
     assert page.inner_text("#r-status") == "3xx (opaque redirect)"
     assert "opaque redirect" in page.inner_text("#r-info")
     # The curl command is what shows the 302 itself (no -L).
-    assert page.input_value("#t-curl") == f"curl -i '{live.url('/status/302')}'"
+    assert page.input_value("#t-curl") == f"curl -i '{mockstatus.url('/status/302')}'"
 
 
-def test_try_with_location_and_extra_headers(visit, live):
+def test_try_with_location_and_extra_headers(visit, mockstatus):
     v = visit()
     page = v.open()
     page.select_option("#t-code", "307")
     page.fill("#t-location", "/status/201")
     page.fill("#t-headers", "X-Demo: one\nX-Other: two words")
     url = page.input_value("#t-url")
-    assert url == live.url("/status/307?location=%2Fstatus%2F201&header=X-Demo%3Aone&header=X-Other%3Atwo+words")
+    assert url == mockstatus.url("/status/307?location=%2Fstatus%2F201&header=X-Demo%3Aone&header=X-Other%3Atwo+words")
     run_panel(page)
-    assert page.inner_text("#r-status") == f"201 {live.state.catalog.get(201).reason}"
-    assert live.url("/status/201") in page.inner_text("#r-info")
-    seen = live.requests(path="/status/307")
+    assert page.inner_text("#r-status") == f"201 {mockstatus.state.catalog.get(201).reason}"
+    assert mockstatus.url("/status/201") in page.inner_text("#r-info")
+    seen = mockstatus.requests(path="/status/307")
     assert seen and seen[-1]["status"] == 307
 
 
-def test_delay_shows_the_time_taken(visit, live):
+def test_delay_shows_the_time_taken(visit, mockstatus):
     v = visit()
     page = v.open()
     page.select_option("#t-code", "200")
@@ -315,9 +317,16 @@ def test_bad_option_shows_the_servers_400(visit):
         ("407", "", "Browsers refuse a 407", None),
         ("200", "reset", "fault=reset", None),
     ],
-    ids=["interim/status/100", "upgrade/status/101", "headerless/status/600", "empty/status/444", "proxy/status/407", "fault/status/200?fault=reset"],
+    ids=[
+        "interim/status/100",
+        "upgrade/status/101",
+        "headerless/status/600",
+        "empty/status/444",
+        "proxy/status/407",
+        "fault/status/200?fault=reset",
+    ],
 )
-def test_panel_says_what_a_browser_cannot_show(visit, live, code, fault, words, curl_flag):
+def test_panel_says_what_a_browser_cannot_show(visit, mockstatus, code, fault, words, curl_flag):
     v = visit()
     page = v.open()
     page.select_option("#t-code", code)
@@ -350,13 +359,13 @@ def test_plain_codes_have_no_note(visit):
     assert page.is_hidden("#t-note")
 
 
-def test_weighted_list_reports_the_pick(visit, live):
+def test_weighted_list_reports_the_pick(visit, mockstatus):
     v = visit()
     page = v.open()
     page.check("input[name=mode][value=list]")
     assert page.is_visible("#t-list") and page.is_hidden("#t-code")
     page.fill("#t-list", "418:2,418:0.5")
-    assert page.input_value("#t-url") == live.url("/status/418:2,418:0.5")
+    assert page.input_value("#t-url") == mockstatus.url("/status/418:2,418:0.5")
     run_panel(page)
     assert page.inner_text("#r-status").startswith("418 ")
     assert "The server picked 418." in page.inner_text("#r-info")
@@ -364,14 +373,14 @@ def test_weighted_list_reports_the_pick(visit, live):
     assert "(101)" in page.inner_text("#t-note")
 
 
-def test_sequence_steps_and_reset(visit, live):
+def test_sequence_steps_and_reset(visit, mockstatus):
     name = f"page-{uuid.uuid4().hex[:8]}"
     v = visit()
     page = v.open()
     page.check("input[name=mode][value=sequence]")
     page.fill("#t-seq-name", name)
     page.fill("#t-seq", "503,200")
-    assert page.input_value("#t-url") == live.url(f"/sequence/{name}/503,200")
+    assert page.input_value("#t-url") == mockstatus.url(f"/sequence/{name}/503,200")
     statuses = []
     for _ in range(3):
         run_panel(page)
@@ -384,7 +393,7 @@ def test_sequence_steps_and_reset(visit, live):
     assert page.inner_text("#r-status").startswith("503 ")
 
 
-def test_try_button_on_a_code_fills_the_panel(visit, live):
+def test_try_button_on_a_code_fills_the_panel(visit, mockstatus):
     v = visit()
     page = v.open()
     page.click('button.try[data-code="429"]')
@@ -395,7 +404,7 @@ def test_try_button_on_a_code_fills_the_panel(visit, live):
     assert "retry-after: 1" in page.text_content("#r-headers")
 
 
-def test_keyboard_only_run(visit, live):
+def test_keyboard_only_run(visit, mockstatus):
     """Tab to the skip link, jump to the panel, pick 302 by typing, set a delay, Enter."""
     v = visit()
     page = v.open()
@@ -419,18 +428,20 @@ def test_keyboard_only_run(visit, live):
     assert int(page.get_attribute("#r-time", "data-ms")) >= 100
 
 
-def test_copy_buttons_put_the_text_on_the_clipboard(visit, live):
+def test_copy_buttons_put_the_text_on_the_clipboard(visit, mockstatus):
     v = visit()
-    v.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.base_url)
+    v.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=mockstatus.base_url)
     page = v.open()
     page.select_option("#t-code", "503")
     page.click("button[data-copy=t-curl]")
     page.wait_for_function("() => document.getElementById('t-copied').textContent === 'Copied'")
-    assert page.evaluate("navigator.clipboard.readText()") == f"curl -i '{live.url('/status/503')}'"
+    assert page.evaluate("navigator.clipboard.readText()") == f"curl -i '{mockstatus.url('/status/503')}'"
 
 
-def test_catalog_html_stays_text_in_the_browser(visit, make_live):
-    server = make_live({"codes": {299: {"reason": "<img src=x onerror=alert(1)>", "description": {"en": "<script>alert(2)</script>"}}}})
+def test_catalog_html_stays_text_in_the_browser(visit, make_mockstatus):
+    server = make_mockstatus(
+        {"codes": {299: {"reason": "<img src=x onerror=alert(1)>", "description": {"en": "<script>alert(2)</script>"}}}}
+    )
     v = visit(server)
     page = v.open()
     assert page.inner_text("#s299 .reason") == "<img src=x onerror=alert(1)>"
@@ -442,7 +453,7 @@ def test_catalog_html_stays_text_in_the_browser(visit, make_live):
     # visit's teardown fails the test if an alert() dialog ever opened
 
 
-def test_phone_width_reads_without_sideways_scrolling(visit, live):
+def test_phone_width_reads_without_sideways_scrolling(visit, mockstatus):
     v = visit(viewport=PHONE, is_mobile=True, has_touch=True)
     page = v.open()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

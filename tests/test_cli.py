@@ -228,7 +228,9 @@ BAD = [(o, VALUES[o.name][2]) for o in SETTINGS if VALUES[o.name][2] is not None
 @pytest.mark.parametrize("option,bad", BAD, ids=[f"{o.flag} {b}" for o, b in BAD])
 def test_bad_flag_value_exits_2_with_one_line(option, bad, tmp_path):
     # --flag=value: a value such as -1s would otherwise read as another flag.
-    line = assert_one_line_error(run(f"{option.flag}={bad}", cwd=tmp_path), option.flag if option.name != "config" else bad)
+    line = assert_one_line_error(
+        run(f"{option.flag}={bad}", cwd=tmp_path), option.flag if option.name != "config" else bad
+    )
     if option.flag_kind != "switch":
         assert repr(bad) in line or bad in line
 
@@ -328,13 +330,13 @@ def test_check_config_bad(tmp_path, text, fragment):
     assert_one_line_error(run("check-config", str(path)), str(path), fragment)
 
 
-def test_health_of_a_live_server(live):
-    done = run("health", live.base_url)
-    assert (done.returncode, done.stdout.strip()) == (0, f"healthy: {live.base_url}/__mockstatus/health")
+def test_health_of_a_live_server(mockstatus):
+    done = run("health", mockstatus.base_url)
+    assert (done.returncode, done.stdout.strip()) == (0, f"healthy: {mockstatus.base_url}/__mockstatus/health")
 
 
-def test_health_from_env(live):
-    assert run("health", env={"MOCKSTATUS_PORT": str(live.port)}).returncode == 0
+def test_health_from_env(mockstatus):
+    assert run("health", env={"MOCKSTATUS_PORT": str(mockstatus.port)}).returncode == 0
 
 
 def test_health_of_a_dead_server():
@@ -345,9 +347,9 @@ def test_health_of_a_dead_server():
     assert time.monotonic() - started < 10
 
 
-def test_health_of_something_that_is_not_mockstatus(live):
+def test_health_of_something_that_is_not_mockstatus(mockstatus):
     # A server that answers, but not with mockstatus's health JSON.
-    assert run("health", live.url("/status/503")).returncode == 1
+    assert run("health", mockstatus.url("/status/503")).returncode == 1
 
 
 # --- the README's settings table --------------------------------------------------------

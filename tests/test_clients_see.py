@@ -19,7 +19,6 @@ import aiohttp
 import httpx
 import pytest
 import requests
-
 from wire import connect, read_to_end, request_bytes
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -57,6 +56,8 @@ class Raises:
     cls: type[BaseException]
     detail: str
     wraps: bool = False
+    # What the same client says at the floor of the aiohttp range (its parser's older wording).
+    older: str | None = None
 
     def cell(self) -> str:
         if self.wraps:
@@ -85,7 +86,7 @@ SEES: dict[str, tuple] = {
         Exit(1, "Received HTTP/0.9 when not allowed"), Exit(0, "prints the body"),
         Raises(requests.ConnectionError, "BadStatusLine", wraps=True),
         Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
-        Raises(aiohttp.ClientResponseError, "Bad status line"),
+        Raises(aiohttp.ClientResponseError, "Bad status line", older="Expected HTTP/"),
     ),
     "444": (
         Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
@@ -109,7 +110,7 @@ SEES: dict[str, tuple] = {
         Exit(1, "Received HTTP/0.9 when not allowed"), Exit(0, "prints the bytes"),
         Raises(requests.ConnectionError, "BadStatusLine", wraps=True),
         Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
-        Raises(aiohttp.ClientResponseError, "Bad status line"),
+        Raises(aiohttp.ClientResponseError, "Bad status line", older="Expected HTTP/"),
     ),
     "malformed": (
         Exit(8, "Header without colon"), Exit(8, "Header without colon"),
@@ -160,13 +161,13 @@ def body_of(server, row: str) -> bytes:
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)")
 @pytest.mark.parametrize("row", ROWS)
 @pytest.mark.parametrize("client", ["curl", "curl --http0.9"])
-def test_curl(live, row, client):
+def test_curl(mockstatus, row, client):
     want = expected(row, client)
-    args = ["curl", "-sS", "--max-time", "10", *client.split()[1:], live.url(ROWS[row])]
+    args = ["curl", "-sS", "--max-time", "10", *client.split()[1:], mockstatus.url(ROWS[row])]
     done = subprocess.run(args, capture_output=True, timeout=20)
     assert done.returncode == want.code, done.stderr
     if want.code == 0:
-        assert done.stdout == body_of(live, row)
+        assert done.stdout == body_of(mockstatus, row)
     else:
         assert done.stdout in (b"", b"200")  # truncate: the half body it got before the close
         assert want.says in done.stderr.decode()
@@ -206,20 +207,21 @@ def described(exc: BaseException) -> str:
 
 @pytest.mark.parametrize("row", ROWS)
 @pytest.mark.parametrize("client", ["requests", "httpx", "aiohttp"])
-def test_python_client(live, row, client, caplog):
+def test_python_client(mockstatus, row, client, caplog):
     want = expected(row, client)
-    url = live.url(ROWS[row])
+    url = mockstatus.url(ROWS[row])
     if isinstance(want, Raises):
         with pytest.raises(Exception) as caught:
             RUNNERS[client](url)
         assert type(caught.value) is want.cls, described(caught.value)  # exactly this class
-        assert want.detail in described(caught.value)
+        seen = described(caught.value)
+        assert want.detail in seen or (want.older is not None and want.older in seen), seen
         return
     with caplog.at_level(logging.WARNING, logger="urllib3"):
         result = RUNNERS[client](url)
     status, body = (result.status_code, result.content) if client != "aiohttp" else result
     assert status == want.status
-    assert body == (b"" if want.body == "an empty body" else body_of(live, row))
+    assert body == (b"" if want.body == "an empty body" else body_of(mockstatus, row))
     if want.note == HEADER_WARNING:
         assert any("Failed to parse headers" in record.getMessage() for record in caplog.records)
 

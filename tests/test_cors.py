@@ -22,8 +22,8 @@ def exposed(response: requests.Response) -> set[str]:
     return {name.strip() for name in response.headers["Access-Control-Expose-Headers"].split(",")}
 
 
-def test_without_origin_any_origin_may_read(live):
-    response = requests.get(live.url("/status/503"), timeout=5)
+def test_without_origin_any_origin_may_read(mockstatus):
+    response = requests.get(mockstatus.url("/status/503"), timeout=5)
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert "Access-Control-Allow-Credentials" not in response.headers
     # Expose-Headers matters only to a cross-origin fetch(), which always sends Origin.
@@ -31,8 +31,8 @@ def test_without_origin_any_origin_may_read(live):
 
 
 @pytest.mark.parametrize("path", ["/status/503", "/status/401", "/status/200,503", "/status/abc", "/nowhere"])
-def test_origin_is_echoed(live, path):
-    response = requests.get(live.url(path), headers={"Origin": ORIGIN}, allow_redirects=False, timeout=5)
+def test_origin_is_echoed(mockstatus, path):
+    response = requests.get(mockstatus.url(path), headers={"Origin": ORIGIN}, allow_redirects=False, timeout=5)
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert response.headers["Access-Control-Allow-Credentials"] == "true"
     assert "Origin" in [v.strip() for v in response.headers["Vary"].split(",")]  # caches keep origins apart
@@ -40,8 +40,10 @@ def test_origin_is_echoed(live, path):
 
 
 @pytest.mark.parametrize("code", [201, 301, 302, 304, 401, 407, 429, 503], ids=lambda c: f"status/{c}")
-def test_the_headers_a_code_sets_are_exposed(live, code):
-    response = requests.get(live.url(f"/status/{code}"), headers={"Origin": ORIGIN}, allow_redirects=False, timeout=5)
+def test_the_headers_a_code_sets_are_exposed(mockstatus, code):
+    response = requests.get(
+        mockstatus.url(f"/status/{code}"), headers={"Origin": ORIGIN}, allow_redirects=False, timeout=5
+    )
     assert MUST_EXPOSE <= exposed(response)
     semantic = {"Location", "Retry-After", "WWW-Authenticate", "Proxy-Authenticate", "ETag"}
     for name in response.headers:
@@ -49,11 +51,11 @@ def test_the_headers_a_code_sets_are_exposed(live, code):
             assert name in exposed(response), name
 
 
-def test_every_mockstatus_response_header_is_exposed(live):
+def test_every_mockstatus_response_header_is_exposed(mockstatus):
     """Whatever X-Mockstatus-* header a reply carries, a page's fetch() may read it."""
     seen: set[str] = set()
     for path in ("/status/200,503?seed=1", "/sequence/cors-check/503,200", "/status/418:2,500"):
-        response = requests.get(live.url(path), headers={"Origin": ORIGIN}, timeout=5)
+        response = requests.get(mockstatus.url(path), headers={"Origin": ORIGIN}, timeout=5)
         names = {name for name in response.headers if name.lower().startswith("x-mockstatus-")}
         assert names <= exposed(response), names - exposed(response)
         seen |= names
@@ -64,8 +66,8 @@ PREFLIGHT = {"Origin": ORIGIN, "Access-Control-Request-Method": "PUT", "Access-C
 
 
 @pytest.mark.parametrize("path", ["/status/500", "/status/200", "/status/200,503:2", "/status/423"])
-def test_preflight(live, path):
-    response = requests.options(live.url(path), headers=PREFLIGHT, timeout=5)
+def test_preflight(mockstatus, path):
+    response = requests.options(mockstatus.url(path), headers=PREFLIGHT, timeout=5)
     assert response.status_code == 204
     assert response.content == b""
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
@@ -77,27 +79,31 @@ def test_preflight(live, path):
     assert "X-Mockstatus-Choice" not in response.headers  # nothing was picked
 
 
-def test_preflight_without_origin_header(live):
-    response = requests.options(live.url("/status/500"), headers={"Access-Control-Request-Method": "GET"}, timeout=5)
+def test_preflight_without_origin_header(mockstatus):
+    response = requests.options(
+        mockstatus.url("/status/500"), headers={"Access-Control-Request-Method": "GET"}, timeout=5
+    )
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
-def test_preflight_does_not_use_up_a_sequence_step(live):
-    assert requests.options(live.url("/sequence/cors-pre/503,200"), headers=PREFLIGHT, timeout=5).status_code == 204
-    assert requests.get(live.url("/sequence/cors-pre/503,200"), timeout=5).status_code == 503
+def test_preflight_does_not_use_up_a_sequence_step(mockstatus):
+    assert (
+        requests.options(mockstatus.url("/sequence/cors-pre/503,200"), headers=PREFLIGHT, timeout=5).status_code == 204
+    )
+    assert requests.get(mockstatus.url("/sequence/cors-pre/503,200"), timeout=5).status_code == 503
 
 
 @pytest.mark.parametrize("headers", [{}, {"Origin": ORIGIN}], ids=["plain", "with-origin"])
-def test_plain_options_gets_the_code(live, headers):
-    response = requests.options(live.url("/status/500"), headers=headers, timeout=5)
+def test_plain_options_gets_the_code(mockstatus, headers):
+    response = requests.options(mockstatus.url("/status/500"), headers=headers, timeout=5)
     assert response.status_code == 500
     assert response.text == "500 Internal Server Error\n"
 
 
-def test_advertised_methods_all_work(live):
+def test_advertised_methods_all_work(mockstatus):
     for method in (m.strip() for m in PREFLIGHT_METHODS.split(",")):
-        response = requests.request(method, live.url("/status/423"), timeout=5)
+        response = requests.request(method, mockstatus.url("/status/423"), timeout=5)
         assert response.status_code == 423, method
 
 
@@ -128,12 +134,12 @@ FETCH = """async ([url, init]) => {
 
 
 @pytest.mark.browser
-def test_cross_origin_fetch_from_a_browser(live, chromium):
+def test_cross_origin_fetch_from_a_browser(mockstatus, chromium):
     """Page on 127.0.0.1, API on localhost: a preflighted, credentialed fetch reads the semantic headers."""
     page = chromium.new_page()
     try:
-        page.goto(live.url("/__mockstatus/health"))
-        api = f"http://localhost:{live.port}"
+        page.goto(mockstatus.url("/__mockstatus/health"))
+        api = f"http://localhost:{mockstatus.port}"
         init = {"method": "PUT", "credentials": "include", "headers": {"X-Mockstatus-Retry-After": "7"}}
         result = page.evaluate(FETCH, [f"{api}/status/503,503", init])
         assert result == {"status": 503, "retry": "7", "location": None, "choice": "503",
@@ -142,5 +148,5 @@ def test_cross_origin_fetch_from_a_browser(live, chromium):
         assert (result["status"], result["location"]) == (201, "/status/200")
     finally:
         page.close()
-    methods = [entry["method"] for entry in live.requests(path="/status/503,503")]
+    methods = [entry["method"] for entry in mockstatus.requests(path="/status/503,503")]
     assert methods == ["OPTIONS", "PUT"]  # the browser really preflighted

@@ -19,9 +19,9 @@ import h11
 import httpx
 import pytest
 import requests
+from wire import connect, read_chunk, read_exactly, read_head, read_response, read_to_end, reader, request_bytes
 
 from mockstatus.durations import parse_delay, parse_duration
-from wire import connect, read_head, read_response, read_to_end, request_bytes
 
 # --- helpers ------------------------------------------------------------------------
 
@@ -69,53 +69,55 @@ def wait_for(predicate, timeout: float = 2.0):
     ],
     ids=lambda value: f"ok{value}" if isinstance(value, str) else "",
 )
-def test_delay_is_at_least_what_was_asked(live, path, seconds):
-    response, elapsed = timed_get(live, path, allow_redirects=False)
+def test_delay_is_at_least_what_was_asked(mockstatus, path, seconds):
+    response, elapsed = timed_get(mockstatus, path, allow_redirects=False)
     assert elapsed >= seconds
     assert response.status_code == int(path.split("/")[2][:3])
     assert response.headers["Server-Timing"] == f"delay;dur={seconds * 1000:.0f}"
 
 
-def test_delay_on_a_sequence_url(live):
-    first, elapsed = timed_get(live, "/sequence/delays-seq/503,200?delay=120ms")
-    second, _ = timed_get(live, "/sequence/delays-seq/503,200?delay=120ms")
+def test_delay_on_a_sequence_url(mockstatus):
+    first, elapsed = timed_get(mockstatus, "/sequence/delays-seq/503,200?delay=120ms")
+    second, _ = timed_get(mockstatus, "/sequence/delays-seq/503,200?delay=120ms")
     assert (first.status_code, second.status_code) == (503, 200)
     assert elapsed >= 0.12
     assert first.headers["Server-Timing"] == "delay;dur=120"
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "HEAD"])
-def test_delay_applies_to_every_method(live, method):
+def test_delay_applies_to_every_method(mockstatus, method):
     began = time.monotonic()
-    response = requests.request(method, live.url("/status/201?delay=100ms"), data=b"x" if method in ("POST", "PUT") else None, timeout=5)
+    response = requests.request(
+        method, mockstatus.url("/status/201?delay=100ms"), data=b"x" if method in ("POST", "PUT") else None, timeout=5
+    )
     assert time.monotonic() - began >= 0.1
     assert response.status_code == 201
 
 
-async def test_delay_seen_by_aiohttp_and_httpx(live):
+async def test_delay_seen_by_aiohttp_and_httpx(mockstatus):
     async with aiohttp.ClientSession() as session:
         began = time.monotonic()
-        async with session.get(live.url("/status/418?delay=200ms")) as response:
+        async with session.get(mockstatus.url("/status/418?delay=200ms")) as response:
             assert response.status == 418
         assert time.monotonic() - began >= 0.2
     async with httpx.AsyncClient() as client:
         began = time.monotonic()
-        response = await client.get(live.url("/status/418?delay=200ms"))
+        response = await client.get(mockstatus.url("/status/418?delay=200ms"))
         assert response.status_code == 418
         assert time.monotonic() - began >= 0.2
 
 
-def test_a_client_read_timeout_trips_on_a_delay(live):
+def test_a_client_read_timeout_trips_on_a_delay(mockstatus):
     """What users test: a read timeout shorter than the delay raises, a longer one does not."""
     with pytest.raises(requests.exceptions.ReadTimeout):
-        requests.get(live.url("/status/504?delay=300ms"), timeout=(2, 0.1))
-    assert requests.get(live.url("/status/504?delay=100ms"), timeout=(2, 2)).status_code == 504
+        requests.get(mockstatus.url("/status/504?delay=300ms"), timeout=(2, 0.1))
+    assert requests.get(mockstatus.url("/status/504?delay=100ms"), timeout=(2, 2)).status_code == 504
 
 
-def test_pipelined_delays_count_from_arrival(live):
+def test_pipelined_delays_count_from_arrival(mockstatus):
     """Two delayed requests in one write: each waits 200 ms from its arrival, so the
     second reply follows the first at once instead of 200 ms after it."""
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         began = time.monotonic()
         sock.sendall(request_bytes("/status/201?delay=200ms") + request_bytes("/status/202?delay=200ms"))
         first, _ = read_response(sock)
@@ -125,8 +127,8 @@ def test_pipelined_delays_count_from_arrival(live):
     assert 0.2 <= elapsed < 0.4
 
 
-def test_header_form(live):
-    response, elapsed = timed_get(live, "/status/200", headers={"X-Mockstatus-Delay": "150ms"})
+def test_header_form(mockstatus):
+    response, elapsed = timed_get(mockstatus, "/status/200", headers={"X-Mockstatus-Delay": "150ms"})
     assert elapsed >= 0.15
     assert response.headers["Server-Timing"] == "delay;dur=150"
 
@@ -154,10 +156,10 @@ def applied_ms(response) -> int:
     return int(dur)
 
 
-def test_range_picks_within_it_and_the_wait_matches_the_pick(live):
+def test_range_picks_within_it_and_the_wait_matches_the_pick(mockstatus):
     picks = set()
     for seed in range(6):
-        response, elapsed = timed_get(live, f"/status/200?delay=50ms-250ms&seed={seed}")
+        response, elapsed = timed_get(mockstatus, f"/status/200?delay=50ms-250ms&seed={seed}")
         ms = applied_ms(response)
         assert 50 <= ms <= 250
         assert elapsed >= (ms - 0.5) / 1000  # Server-Timing rounds to whole ms
@@ -165,15 +167,17 @@ def test_range_picks_within_it_and_the_wait_matches_the_pick(live):
     assert len(picks) > 1  # six seeds, not one fixed value
 
 
-def test_range_with_seed_repeats(live):
-    first, _ = timed_get(live, "/status/200?delay=50ms-250ms&seed=42")
-    second, _ = timed_get(live, "/status/200?delay=50ms-250ms&seed=42")
-    third, _ = timed_get(live, "/status/200", headers={"X-Mockstatus-Delay": "50ms-250ms", "X-Mockstatus-Seed": "42"})
+def test_range_with_seed_repeats(mockstatus):
+    first, _ = timed_get(mockstatus, "/status/200?delay=50ms-250ms&seed=42")
+    second, _ = timed_get(mockstatus, "/status/200?delay=50ms-250ms&seed=42")
+    third, _ = timed_get(
+        mockstatus, "/status/200", headers={"X-Mockstatus-Delay": "50ms-250ms", "X-Mockstatus-Seed": "42"}
+    )
     assert applied_ms(first) == applied_ms(second) == applied_ms(third)
 
 
-def test_no_delay_no_server_timing(live):
-    response, _ = timed_get(live, "/status/200")
+def test_no_delay_no_server_timing(mockstatus):
+    response, _ = timed_get(mockstatus, "/status/200")
     assert "Server-Timing" not in response.headers
 
 
@@ -183,9 +187,9 @@ OVERLAY = {"codes": {418: {"delay": "150ms"}, 299: {"reason": "Slow Custom", "de
 
 
 @pytest.fixture
-def layered(make_live):
+def layered(make_mockstatus):
     """A catalog delay on 418 and 299, a global 50 ms for every other code."""
-    return make_live(config=OVERLAY, default_delay=0.05)
+    return make_mockstatus(config=OVERLAY, default_delay=0.05)
 
 
 @pytest.mark.parametrize(
@@ -213,7 +217,7 @@ def test_precedence(layered, path, headers, expected_ms):
         assert elapsed >= expected_ms / 1000
 
 
-def test_shipped_catalog_has_the_408_and_504_lines(live):
+def test_shipped_catalog_has_the_408_and_504_lines(mockstatus):
     """The one-line edit the README describes: 408 and 504 carry an explicit, commented delay."""
     from mockstatus.catalog import default_catalog_path
 
@@ -222,11 +226,11 @@ def test_shipped_catalog_has_the_408_and_504_lines(live):
         block = text.split(f"\n  {code}:\n", 1)[1].split("\n\n", 1)[0]
         assert "    delay: 0s" in block
         assert "# delay: 30s" in block
-        assert live.catalog.get(code).delay == 0.0
+        assert mockstatus.catalog.get(code).delay == 0.0
 
 
-def test_make_504_hang_with_a_one_line_overlay(make_live):
-    server = make_live(config={"codes": {504: {"delay": "200ms"}}})
+def test_make_504_hang_with_a_one_line_overlay(make_mockstatus):
+    server = make_mockstatus(config={"codes": {504: {"delay": "200ms"}}})
     response, elapsed = timed_get(server, "/status/504")
     assert response.status_code == 504
     assert elapsed >= 0.2
@@ -266,8 +270,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("query, named, allowed", BAD, ids=[f"bad/status/200?{q}" for q, _, _ in BAD])
-def test_bad_duration_is_a_400_naming_value_and_limit(live, query, named, allowed):
-    response = requests.get(live.url(f"/status/200?{query}"), timeout=5)
+def test_bad_duration_is_a_400_naming_value_and_limit(mockstatus, query, named, allowed):
+    response = requests.get(mockstatus.url(f"/status/200?{query}"), timeout=5)
     assert response.status_code == 400
     assert named in response.text, response.text
     assert allowed in response.text, response.text
@@ -276,23 +280,30 @@ def test_bad_duration_is_a_400_naming_value_and_limit(live, query, named, allowe
 
 @pytest.mark.parametrize(
     "value, named, allowed",
-    [("-1s", "'-1s'", "not negative"), ("", "''", "250ms"), ("inf", "'inf'", "250ms"), ("999s", "'999s'", "maximum of 300s")],
+    [
+        ("-1s", "'-1s'", "not negative"),
+        ("", "''", "250ms"),
+        ("inf", "'inf'", "250ms"),
+        ("999s", "'999s'", "maximum of 300s"),
+    ],
     ids=["negative", "empty", "inf", "above-max"],
 )
-def test_bad_delay_header_is_a_400(live, value, named, allowed):
-    response = requests.get(live.url("/status/200"), headers={"X-Mockstatus-Delay": value}, timeout=5)
+def test_bad_delay_header_is_a_400(mockstatus, value, named, allowed):
+    response = requests.get(mockstatus.url("/status/200"), headers={"X-Mockstatus-Delay": value}, timeout=5)
     assert response.status_code == 400
     assert named in response.text and allowed in response.text, response.text
 
 
-def test_bad_delay_as_json_names_the_value(live):
-    response = requests.get(live.url("/status/200?delay=forever"), headers={"Accept": "application/json"}, timeout=5)
+def test_bad_delay_as_json_names_the_value(mockstatus):
+    response = requests.get(
+        mockstatus.url("/status/200?delay=forever"), headers={"Accept": "application/json"}, timeout=5
+    )
     assert response.status_code == 400
     assert "'forever'" in response.json()["error"]
 
 
-def test_max_delay_is_configurable_and_named(make_live):
-    server = make_live(max_delay=0.5)
+def test_max_delay_is_configurable_and_named(make_mockstatus):
+    server = make_mockstatus(max_delay=0.5)
     response = requests.get(server.url("/status/200?delay=600ms"), timeout=5)
     assert response.status_code == 400
     assert "'600ms'" in response.text and "maximum of 0.5s" in response.text and "--max-delay" in response.text
@@ -304,8 +315,8 @@ def test_max_delay_is_configurable_and_named(make_live):
     assert response.status_code == 200 and elapsed >= 0.3
 
 
-def test_delay_at_exactly_the_maximum_is_allowed(make_live):
-    server = make_live(max_delay=0.1)
+def test_delay_at_exactly_the_maximum_is_allowed(make_mockstatus):
+    server = make_mockstatus(max_delay=0.1)
     response, elapsed = timed_get(server, "/status/200?delay=100ms")
     assert response.status_code == 200 and elapsed >= 0.1
 
@@ -313,8 +324,8 @@ def test_delay_at_exactly_the_maximum_is_allowed(make_live):
 # --- 408 and 504 --------------------------------------------------------------------
 
 
-def test_408_after_a_delay_closes_the_connection(live):
-    with connect(live) as sock:
+def test_408_after_a_delay_closes_the_connection(mockstatus):
+    with connect(mockstatus) as sock:
         began = time.monotonic()
         sock.sendall(request_bytes("/status/408?delay=150ms"))
         head, body = read_response(sock)
@@ -327,18 +338,18 @@ def test_408_after_a_delay_closes_the_connection(live):
     assert (rest, how) == (b"", "close")
 
 
-def test_408_closes_even_a_keep_alive_client(live):
+def test_408_closes_even_a_keep_alive_client(mockstatus):
     """requests' pooled connection is not reused after the 408: the next request opens a new one."""
     with requests.Session() as session:
-        first = session.get(live.url("/status/408?delay=100ms"), timeout=5)
+        first = session.get(mockstatus.url("/status/408?delay=100ms"), timeout=5)
         assert first.status_code == 408 and first.headers["Connection"] == "close"
-        second = session.get(live.url("/status/200"), timeout=5)
+        second = session.get(mockstatus.url("/status/200"), timeout=5)
         assert second.status_code == 200
 
 
-def test_504_after_a_delay_keeps_the_connection(live):
+def test_504_after_a_delay_keeps_the_connection(mockstatus):
     """A gateway's 504 is an ordinary reply: the connection stays usable."""
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         began = time.monotonic()
         sock.sendall(request_bytes("/status/504?delay=150ms"))
         head, body = read_response(sock)
@@ -354,20 +365,18 @@ def test_504_after_a_delay_keeps_the_connection(live):
 # --- slow bodies --------------------------------------------------------------------
 
 
-def test_body_delay_sends_headers_at_once_and_the_body_later(live):
-    with connect(live) as sock:
+def test_body_delay_sends_headers_at_once_and_the_body_later(mockstatus):
+    with connect(mockstatus) as sock:
         sent = time.monotonic()
         sock.sendall(request_bytes("/status/200?body_delay=300ms"))
         head = read_head(sock)
         head_at = time.monotonic() - sent
+        assert not reader(sock).buffer  # the head came alone: no body byte read with it ...
         sock.setblocking(False)
         with pytest.raises(BlockingIOError):
-            sock.recv(1)  # the head came alone: no body byte yet
+            sock.recv(1)  # ... and none waiting yet
         sock.setblocking(True)
-        sock.settimeout(5)
-        body = b""
-        while len(body) < 7:
-            body += sock.recv(64)
+        body = read_exactly(sock, 7)
         body_at = time.monotonic() - sent
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert header_value(head, b"Content-Length") == b"7"
@@ -377,34 +386,35 @@ def test_body_delay_sends_headers_at_once_and_the_body_later(live):
     assert body == b"200 OK\n"
 
 
-def test_body_delay_with_requests_stream(live):
+def test_body_delay_with_requests_stream(mockstatus):
     """A client reading headers first (stream=True) gets them before the body is due."""
     began = time.monotonic()
-    with requests.get(live.url("/status/200?body_delay=250ms"), stream=True, timeout=5) as response:
+    with requests.get(mockstatus.url("/status/200?body_delay=250ms"), stream=True, timeout=5) as response:
         headers_at = time.monotonic() - began
         body = response.content
     assert headers_at < 0.25 <= time.monotonic() - began
     assert body == b"200 OK\n"
 
 
-def test_body_delay_trips_a_read_timeout_not_a_connect_timeout(live):
+def test_body_delay_trips_a_read_timeout_not_a_connect_timeout(mockstatus):
     with pytest.raises(requests.exceptions.ConnectionError) as caught:
         # The head arrives at once; reading the body then times out.
-        requests.get(live.url("/status/200?body_delay=300ms"), timeout=(2, 0.1)).content
+        _ = requests.get(mockstatus.url("/status/200?body_delay=300ms"), timeout=(2, 0.1)).content
     assert "Read timed out" in str(caught.value)
 
 
-def test_drip_sends_each_piece_separately(live):
+def test_drip_sends_each_piece_separately(mockstatus):
     """10 body bytes in 3 pieces over 300 ms: one read per piece, each no earlier than its slot."""
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sent = time.monotonic()
         sock.sendall(request_bytes("/status/200?drip=300ms&chunks=3&body=abcdefghij"))
         head = read_head(sock)
         head_at = time.monotonic() - sent
+        assert not reader(sock).buffer  # no piece came with the head
         pieces = []
         received = 0
         while received < 10:
-            piece = sock.recv(64)
+            piece = read_chunk(sock)
             assert piece, "closed before the whole body"
             pieces.append((time.monotonic() - sent, piece))
             received += len(piece)
@@ -418,26 +428,26 @@ def test_drip_sends_each_piece_separately(live):
     assert pieces[-1][0] >= 0.3
 
 
-def test_drip_default_chunks_and_total_time(live):
+def test_drip_default_chunks_and_total_time(mockstatus):
     began = time.monotonic()
-    response = requests.get(live.url("/status/200?drip=200ms"), timeout=5)
+    response = requests.get(mockstatus.url("/status/200?drip=200ms"), timeout=5)
     assert time.monotonic() - began >= 0.2
     assert response.content == b"200 OK\n"
     assert response.headers["Content-Length"] == "7"
 
 
-def test_delay_and_drip_add_up(live):
+def test_delay_and_drip_add_up(mockstatus):
     began = time.monotonic()
-    response = requests.get(live.url("/status/200?delay=100ms&body_delay=50ms&drip=100ms&chunks=2"), timeout=5)
+    response = requests.get(mockstatus.url("/status/200?delay=100ms&body_delay=50ms&drip=100ms&chunks=2"), timeout=5)
     assert time.monotonic() - began >= 0.25
     assert response.headers["Server-Timing"] == "delay;dur=100, body-delay;dur=50, drip;dur=100"
     assert response.content == b"200 OK\n"
 
 
 @pytest.mark.parametrize("method, path", [("HEAD", "/status/200"), ("GET", "/status/204")], ids=["HEAD", "204"])
-def test_body_delay_without_a_body_holds_nothing(live, method, path):
+def test_body_delay_without_a_body_holds_nothing(mockstatus, method, path):
     """No body to hold back: the reply is complete at once, and the connection is free for the next request."""
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         began = time.monotonic()
         sock.sendall(request_bytes(f"{path}?body_delay=300ms", method=method))
         head = read_head(sock)
@@ -452,8 +462,8 @@ def test_body_delay_without_a_body_holds_nothing(live, method, path):
 # --- 102 heartbeats while the delay runs -------------------------------------------
 
 
-def test_102_heartbeats_during_the_delay(live):
-    with connect(live) as sock:
+def test_102_heartbeats_during_the_delay(mockstatus):
+    with connect(mockstatus) as sock:
         began = time.monotonic()
         interim, final, body = h11_exchange(sock, "/status/102?delay=250ms&interval=100ms")
         elapsed = time.monotonic() - began
@@ -481,8 +491,8 @@ def tasks_on(server) -> int:
     ["/status/200?delay=30s", "/status/200?body_delay=30s", "/status/200?drip=30s&chunks=2", "/sequence/gone/503?delay=30s"],
     ids=["delay", "body_delay", "drip", "sequence"],
 )  # fmt: skip
-def test_client_gone_during_a_delay_cancels_the_handler_at_once(make_live, path):
-    server = make_live()
+def test_client_gone_during_a_delay_cancels_the_handler_at_once(make_mockstatus, path):
+    server = make_mockstatus()
     idle = tasks_on(server)
     sock = connect(server)
     sock.sendall(request_bytes(path))
@@ -500,31 +510,31 @@ def test_client_gone_during_a_delay_cancels_the_handler_at_once(make_live, path)
     assert entries[0]["delay"] == (30.0 if "?delay" in path else 0.0)
 
 
-def test_client_gone_with_aiohttp_timeout(live):
+def test_client_gone_with_aiohttp_timeout(mockstatus):
     """A client-side total timeout (aiohttp) closes the connection: the server journals a 499."""
 
     async def main():
         timeout = aiohttp.ClientTimeout(total=0.1)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             with pytest.raises(asyncio.TimeoutError):
-                await session.get(live.url("/status/200?delay=20s"))
+                await session.get(mockstatus.url("/status/200?delay=20s"))
 
     asyncio.run(main())
-    entries = wait_for(lambda: live.requests(path="/status/200"))
+    entries = wait_for(lambda: mockstatus.requests(path="/status/200"))
     assert [(e["status"], e["client_gone"], e["delay"]) for e in entries] == [(499, True, 20.0)]
 
 
 # --- delayed requests never block the others ---------------------------------------
 
 
-def test_delayed_requests_do_not_block_others(live):
+def test_delayed_requests_do_not_block_others(mockstatus):
     waiting = []
     try:
         for _ in range(200):
-            sock = connect(live)
+            sock = connect(mockstatus)
             sock.sendall(request_bytes("/status/200?delay=300ms"))
             waiting.append((sock, time.monotonic()))
-        with connect(live) as fast:
+        with connect(mockstatus) as fast:
             fast.sendall(request_bytes("/status/200"))
             head, _ = read_response(fast)
             fast_at = time.monotonic()
@@ -542,14 +552,16 @@ def test_delayed_requests_do_not_block_others(live):
     assert fast_at < min(arrivals)  # answered while all 200 still waited
 
 
-def test_server_timing_is_exposed_to_browsers(live):
-    response = requests.get(live.url("/status/200?delay=10ms"), headers={"Origin": "http://example.test"}, timeout=5)
+def test_server_timing_is_exposed_to_browsers(mockstatus):
+    response = requests.get(
+        mockstatus.url("/status/200?delay=10ms"), headers={"Origin": "http://example.test"}, timeout=5
+    )
     assert "Server-Timing" in response.headers["Access-Control-Expose-Headers"]
 
 
-def test_half_close_during_a_delay_counts_as_gone(make_live):
+def test_half_close_during_a_delay_counts_as_gone(make_mockstatus):
     """End-of-stream from the client (shutdown(SHUT_WR)) during a delay is a 499, as in nginx."""
-    server = make_live()
+    server = make_mockstatus()
     idle = tasks_on(server)
     with socket.create_connection((server.host, server.port)) as sock:
         sock.sendall(request_bytes("/status/200?delay=30s"))

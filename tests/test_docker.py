@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from wire import read_to_end
 
 from mockstatus.settings import SETTINGS, SETTINGS_BY_NAME
 
@@ -134,7 +135,11 @@ def parse_dockerfile(text: str) -> tuple[dict[str, str], list[Stage]]:
     for line, joined in logical_lines(text):
         keyword, _, args = joined.partition(" ")
         keyword = keyword.upper()
-        flags, rest = split_flags(args.strip()) if keyword in ("FROM", "COPY", "ADD", "RUN", "HEALTHCHECK") else ({}, args.strip())
+        flags, rest = (
+            split_flags(args.strip())
+            if keyword in ("FROM", "COPY", "ADD", "RUN", "HEALTHCHECK")
+            else ({}, args.strip())
+        )
         instruction = Instruction(keyword, flags, rest, line)
         if keyword == "FROM":
             words = rest.split()
@@ -248,7 +253,10 @@ def dockerignore_excludes(path: str) -> bool:
 
 
 def test_extra_names() -> set[str]:
-    return {re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower() for requirement in PYPROJECT["project"]["optional-dependencies"]["test"]}
+    return {
+        re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower()
+        for requirement in PYPROJECT["project"]["optional-dependencies"]["test"]
+    }
 
 
 test_extra_names.__test__ = False  # a helper, not a test
@@ -291,7 +299,9 @@ def test_dockerignore_keeps_what_the_builder_copies(path):
                 assert not dockerignore_excludes(file.relative_to(ROOT).as_posix()), file
 
 
-@pytest.mark.parametrize("path", [".venv/bin/python", ".git/HEAD", "tests/test_docker.py", "mockstatus/__pycache__/x.pyc"])
+@pytest.mark.parametrize(
+    "path", [".venv/bin/python", ".git/HEAD", "tests/test_docker.py", "mockstatus/__pycache__/x.pyc"]
+)
 def test_dockerignore_keeps_local_state_out(path):
     assert dockerignore_excludes(path)
 
@@ -359,7 +369,9 @@ def test_entrypoint_and_cmd_are_exec_form_running_the_console_script():
     for keyword in ("ENTRYPOINT", "CMD"):
         instruction = FINAL.last(keyword)
         if instruction is not None:
-            assert instruction.exec_form is not None, f"{keyword} {instruction.args}: use the JSON form so SIGTERM reaches mockstatus"
+            assert instruction.exec_form is not None, (
+                f"{keyword} {instruction.args}: use the JSON form so SIGTERM reaches mockstatus"
+            )
     argv = image_argv()
     assert argv == ["mockstatus", "serve"]
     assert PYPROJECT["project"]["scripts"]["mockstatus"] == "mockstatus.cli:main"
@@ -411,7 +423,12 @@ def test_compose_healthcheck_is_the_dockerfile_one():
     check = SERVICE["healthcheck"]
     dockerfile = FINAL.last("HEALTHCHECK")
     assert compose_test_argv(check["test"]) == healthcheck_argv(dockerfile)
-    for key, flag in (("interval", "interval"), ("timeout", "timeout"), ("start_period", "start-period"), ("start_interval", "start-interval")):
+    for key, flag in (
+        ("interval", "interval"),
+        ("timeout", "timeout"),
+        ("start_period", "start-period"),
+        ("start_interval", "start-interval"),
+    ):
         assert docker_duration(check[key]) == docker_duration(dockerfile.flags[flag]), key
     assert check["retries"] == int(dockerfile.flags["retries"])
 
@@ -480,7 +497,9 @@ class Container:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.port = int(env["MOCKSTATUS_PORT"])
-        self.process = subprocess.Popen(resolve(image_argv(), env), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            resolve(image_argv(), env), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -567,7 +586,10 @@ def test_example_consumer_command_passes_against_the_server(container):
     env = {**EXAMPLE["environment"], "BASE_URL": f"http://127.0.0.1:{container.port}"}
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=20)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines() == ["200 -> 200 OK | Retry-After: None", f"503 -> 503 {CHANGED_REASON} | Retry-After: 1"]
+    assert done.stdout.splitlines() == [
+        "200 -> 200 OK | Retry-After: None",
+        f"503 -> 503 {CHANGED_REASON} | Retry-After: 1",
+    ]
 
 
 def test_example_consumer_fails_when_a_status_is_wrong(container):
@@ -582,19 +604,21 @@ def test_sigterm_lets_the_inflight_reply_finish_and_exits_0_within_the_grace(con
     env = {**container_env, "MOCKSTATUS_PORT": str(free_port())}
     server = Container(env)
     assert server.get("/status/503").reason == CHANGED_REASON  # the mount, in this process too
-    replies: list[bytes] = []
+    replies: list[tuple[bytes, str]] = []
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     sock.sendall(b"GET /status/200?delay=300ms HTTP/1.1\r\nHost: sidecar\r\nConnection: close\r\n\r\n")
     answered: list[float] = []
 
     def read() -> None:
-        replies.append(b"".join(iter(lambda: sock.recv(65536), b"")))
+        replies.append(read_to_end(sock))
         answered.append(time.monotonic())
 
     reader = threading.Thread(target=read)
     reader.start()
     time.sleep(0.1)  # the request is being delayed now
-    grace = SETTINGS_BY_NAME["shutdown_grace"].parse(env.get("MOCKSTATUS_SHUTDOWN_GRACE", SETTINGS_BY_NAME["shutdown_grace"].default))
+    grace = SETTINGS_BY_NAME["shutdown_grace"].parse(
+        env.get("MOCKSTATUS_SHUTDOWN_GRACE", SETTINGS_BY_NAME["shutdown_grace"].default)
+    )
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     try:
@@ -604,7 +628,7 @@ def test_sigterm_lets_the_inflight_reply_finish_and_exits_0_within_the_grace(con
         reader.join(5)
         sock.close()
     assert returncode == 0, server.output
-    assert replies and replies[0].startswith(b"HTTP/1.1 200 OK\r\n"), replies
+    assert replies and replies[0][0].startswith(b"HTTP/1.1 200 OK\r\n") and replies[0][1] == "close", replies
     assert answered[0] > signalled, "the reply should have been in flight when SIGTERM came"
     # A stopped server: both healthchecks fail.
     for name in HEALTHCHECKS:

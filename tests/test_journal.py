@@ -8,7 +8,6 @@ import time
 
 import pytest
 import requests
-
 from wire import connect, read_head, read_until_close
 
 
@@ -123,8 +122,8 @@ def test_sequence_steps_are_recorded(mockstatus):
 # --- the ring buffer --------------------------------------------------------------------------
 
 
-def test_ring_buffer_keeps_the_newest_journal_size_entries(make_live):
-    server = make_live(journal_size=3)
+def test_ring_buffer_keeps_the_newest_journal_size_entries(make_mockstatus):
+    server = make_mockstatus(journal_size=3)
     for code in (200, 201, 202, 203, 204):
         requests.get(server.url(f"/status/{code}"), timeout=5)
     entries = journal(server).json()["requests"]
@@ -242,11 +241,8 @@ ROUTE_IDS = [f"{m} {p}" for m, p in ADMIN_ROUTES]
 
 
 @pytest.fixture(scope="module")
-def guarded_server():
-    from mockstatus.runner import serve_in_thread
-
-    with serve_in_thread(admin_token="s3cret") as server:
-        yield server
+def guarded_server(make_mockstatus_session):
+    return make_mockstatus_session(admin_token="s3cret")
 
 
 @pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES, ids=ROUTE_IDS)

@@ -25,8 +25,8 @@ def session():
         yield s
 
 
-def fetch(session, live, path: str, **headers) -> requests.Response:
-    return session.get(live.url(path), headers=headers, allow_redirects=False, timeout=5)
+def fetch(session, mockstatus, path: str, **headers) -> requests.Response:
+    return session.get(mockstatus.url(path), headers=headers, allow_redirects=False, timeout=5)
 
 
 class Page(HTMLParser):
@@ -53,8 +53,8 @@ class Page(HTMLParser):
 
 
 @pytest.mark.parametrize("accept", [None, "*/*", "text/plain", "image/png", "text/*"])
-def test_text_is_the_default(session, live, accept):
-    response = fetch(session, live, "/status/503", **({"Accept": accept} if accept else {}))
+def test_text_is_the_default(session, mockstatus, accept):
+    response = fetch(session, mockstatus, "/status/503", **({"Accept": accept} if accept else {}))
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert response.text == "503 Service Unavailable\n"
 
@@ -69,8 +69,8 @@ JSON_TYPES = [
 
 
 @pytest.mark.parametrize("accept", JSON_TYPES)
-def test_json_for_json_and_plus_json(session, live, accept):
-    response = fetch(session, live, "/status/422", Accept=accept)
+def test_json_for_json_and_plus_json(session, mockstatus, accept):
+    response = fetch(session, mockstatus, "/status/422", Accept=accept)
     assert response.headers["Content-Type"] == "application/json"
     info = CATALOG.get(422)
     assert response.json() == {
@@ -79,9 +79,9 @@ def test_json_for_json_and_plus_json(session, live, accept):
 
 
 @pytest.mark.parametrize("code", WITH_BODY, ids=[f"json/status/{c}" for c in WITH_BODY])
-def test_json_for_every_code(session, live, code):
+def test_json_for_every_code(session, mockstatus, code):
     info = CATALOG.get(code)
-    response = fetch(session, live, f"/status/{code}", Accept="application/json")
+    response = fetch(session, mockstatus, f"/status/{code}", Accept="application/json")
     assert response.status_code == code
     assert int(response.headers["Content-Length"]) == len(response.content)
     assert response.json() == {
@@ -90,14 +90,14 @@ def test_json_for_every_code(session, live, code):
 
 
 @pytest.mark.parametrize("code", WITH_BODY, ids=[f"zh/status/{c}" for c in WITH_BODY])
-def test_chinese_description(session, live, code):
+def test_chinese_description(session, mockstatus, code):
     info = CATALOG.get(code)
-    response = fetch(session, live, f"/status/{code}", Accept="application/json", **{"Accept-Language": "zh"})
+    response = fetch(session, mockstatus, f"/status/{code}", Accept="application/json", **{"Accept-Language": "zh"})
     assert info.description_zh and response.json()["description"] == info.description_zh
 
 
-def test_chinese_is_the_seed_text(session, live):
-    response = fetch(session, live, "/status/509", Accept="application/json", **{"Accept-Language": "zh-CN"})
+def test_chinese_is_the_seed_text(session, mockstatus):
+    response = fetch(session, mockstatus, "/status/509", Accept="application/json", **{"Accept-Language": "zh-CN"})
     assert response.json()["description"] == "服务器达到带宽限制。"
 
 
@@ -115,15 +115,17 @@ def test_chinese_is_the_seed_text(session, live):
     ],
     ids=lambda v: v or "empty",
 )
-def test_language_choice(session, live, accept_language, lang):
+def test_language_choice(session, mockstatus, accept_language, lang):
     info = CATALOG.get(404)
-    response = fetch(session, live, "/status/404", Accept="application/json", **{"Accept-Language": accept_language})
+    response = fetch(
+        session, mockstatus, "/status/404", Accept="application/json", **{"Accept-Language": accept_language}
+    )
     assert response.json()["description"] == (info.description_zh if lang == "zh" else info.description_en)
 
 
 @pytest.mark.parametrize("accept", ["text/html", BROWSER_ACCEPT], ids=["text/html", "browser"])
-def test_html_page(session, live, accept):
-    response = fetch(session, live, "/status/418", Accept=accept)
+def test_html_page(session, mockstatus, accept):
+    response = fetch(session, mockstatus, "/status/418", Accept=accept)
     assert response.headers["Content-Type"] == "text/html; charset=utf-8"
     page = Page(response.text)
     assert page.texts["title"] == "418 I'm a teapot"
@@ -132,49 +134,49 @@ def test_html_page(session, live, accept):
     assert CATALOG.get(418).description_en in response.text.replace("&#x27;", "'").replace("&quot;", '"')
 
 
-def test_html_page_in_chinese(session, live):
-    response = fetch(session, live, "/status/503", Accept="text/html", **{"Accept-Language": "zh-CN,zh"})
+def test_html_page_in_chinese(session, mockstatus):
+    response = fetch(session, mockstatus, "/status/503", Accept="text/html", **{"Accept-Language": "zh-CN,zh"})
     page = Page(response.text)
     assert page.lang == "zh"
     assert "由于临时的服务器维护或者过载，服务器当前无法处理请求。" in response.text
 
 
-def test_text_body_ignores_the_language(session, live):
-    response = fetch(session, live, "/status/418", **{"Accept-Language": "zh"})
+def test_text_body_ignores_the_language(session, mockstatus):
+    response = fetch(session, mockstatus, "/status/418", **{"Accept-Language": "zh"})
     assert response.text == CATALOG.get(418).body
 
 
 @pytest.mark.parametrize("code", [200, 204, 302, 418, 503, 799], ids=lambda c: f"status/{c}")
-def test_vary(session, live, code):
-    response = fetch(session, live, f"/status/{code}")
+def test_vary(session, mockstatus, code):
+    response = fetch(session, mockstatus, f"/status/{code}")
     assert response.headers["Vary"] == "Accept, Accept-Language"
 
 
-def test_vary_with_origin(session, live):
-    response = fetch(session, live, "/status/200", Origin="http://app.test")
+def test_vary_with_origin(session, mockstatus):
+    response = fetch(session, mockstatus, "/status/200", Origin="http://app.test")
     assert response.headers["Vary"] == "Accept, Accept-Language, Origin"
 
 
 @pytest.mark.parametrize("accept", ["application/json", "text/html"])
-def test_head_has_the_length_of_the_negotiated_body(session, live, accept):
-    full = fetch(session, live, "/status/429", Accept=accept)
-    head = session.head(live.url("/status/429"), headers={"Accept": accept}, timeout=5)
+def test_head_has_the_length_of_the_negotiated_body(session, mockstatus, accept):
+    full = fetch(session, mockstatus, "/status/429", Accept=accept)
+    head = session.head(mockstatus.url("/status/429"), headers={"Accept": accept}, timeout=5)
     assert head.content == b""
     assert head.headers["Content-Length"] == full.headers["Content-Length"] == str(len(full.content))
     assert head.headers["Content-Type"] == full.headers["Content-Type"]
 
 
 @pytest.mark.parametrize("code", [204, 304, 205])
-def test_no_body_codes_stay_empty_in_every_format(session, live, code):
+def test_no_body_codes_stay_empty_in_every_format(session, mockstatus, code):
     for accept in ("application/json", "text/html"):
-        response = fetch(session, live, f"/status/{code}", Accept=accept)
+        response = fetch(session, mockstatus, f"/status/{code}", Accept=accept)
         assert response.content == b"" and "Content-Type" not in response.headers
 
 
-def test_errors_are_negotiated_too(session, live):
-    as_json = fetch(session, live, "/status/abc", Accept="application/json")
+def test_errors_are_negotiated_too(session, mockstatus):
+    as_json = fetch(session, mockstatus, "/status/abc", Accept="application/json")
     assert as_json.headers["Content-Type"] == "application/json"
     assert json.loads(as_json.text)["error"].startswith("bad code 'abc'")
-    as_html = fetch(session, live, "/nowhere", Accept="text/html")
+    as_html = fetch(session, mockstatus, "/nowhere", Accept="text/html")
     assert as_html.headers["Content-Type"] == "text/html; charset=utf-8"
     assert Page(as_html.text).texts["h1"] == "404 Not Found"

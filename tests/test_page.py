@@ -77,12 +77,12 @@ def get_page(server, path="/", **headers) -> requests.Response:
     return requests.get(server.url(path), headers={**IDENTITY, **headers}, timeout=5)
 
 
-def test_index_lists_every_catalog_code_grouped_by_class(live):
-    response = get_page(live)
+def test_index_lists_every_catalog_code_grouped_by_class(mockstatus):
+    response = get_page(mockstatus)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/html; charset=utf-8"
     page = outline(response.text)
-    catalog = live.state.catalog
+    catalog = mockstatus.state.catalog
     assert page.order == [info.code for info in catalog]
     for info in catalog:
         entry = page.codes[info.code]
@@ -91,9 +91,9 @@ def test_index_lists_every_catalog_code_grouped_by_class(live):
         assert entry["desc"] == info.description("en")
 
 
-def test_badges_are_derived_from_the_catalog(live):
-    page = outline(get_page(live).text)
-    for info in live.state.catalog:
+def test_badges_are_derived_from_the_catalog(mockstatus):
+    page = outline(get_page(mockstatus).text)
+    for info in mockstatus.state.catalog:
         expected = wire_badges(info) + ([] if info.standard else ["unofficial"])
         assert page.codes[info.code]["badges"] == expected, info.code
 
@@ -115,8 +115,8 @@ OVERLAY_BADGES = {
     [(250, "closes"), (251, "retry-after"), (252, "auth"), (253, "location"), (254, "delay"), (255, "closes")],
     ids=["kind-close", "retry-after", "www-authenticate", "location", "delay", "kind-truncate"],
 )
-def test_badge_follows_a_catalog_overlay(make_live, code, badge):
-    server = make_live(OVERLAY_BADGES)
+def test_badge_follows_a_catalog_overlay(make_mockstatus, code, badge):
+    server = make_mockstatus(OVERLAY_BADGES)
     entry = outline(get_page(server).text).codes[code]
     assert badge in entry["badges"]
     assert ("unofficial" in entry["badges"]) == (code != 255)
@@ -134,8 +134,8 @@ def _wire_badge_cases():
 
 
 @pytest.mark.parametrize(("code", "badge"), list(_wire_badge_cases()))
-def test_badge_tells_the_truth_about_the_wire(live, code, badge):
-    response = requests.get(live.url(f"/status/{code}"), allow_redirects=False, timeout=5)
+def test_badge_tells_the_truth_about_the_wire(mockstatus, code, badge):
+    response = requests.get(mockstatus.url(f"/status/{code}"), allow_redirects=False, timeout=5)
     assert response.status_code == code
     if badge == "location":
         assert response.headers.get("Location")
@@ -161,8 +161,8 @@ EVIL = {
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_catalog_values_are_escaped(make_live, lang):
-    server = make_live(EVIL)
+def test_catalog_values_are_escaped(make_mockstatus, lang):
+    server = make_mockstatus(EVIL)
     text = get_page(server, f"/?lang={lang}").text
     lowered = text.lower()
     assert "<script>alert" not in lowered
@@ -191,17 +191,17 @@ def test_catalog_values_are_escaped(make_live, lang):
     ],
     ids=["zh-CN-first", "zh", "en-first", "none", "query-en-wins", "query-zh-wins"],
 )
-def test_language_from_accept_language_or_query(live, accept_language, query, lang):
+def test_language_from_accept_language_or_query(mockstatus, accept_language, query, lang):
     headers = {"Accept-Language": accept_language} if accept_language else {}
-    response = get_page(live, "/" + query, **headers)
+    response = get_page(mockstatus, "/" + query, **headers)
     assert response.status_code == 200
     assert response.headers["Content-Language"] == lang
     assert "Accept-Language" in response.headers["Vary"]
     page = outline(response.text)
     assert page.html_lang == lang
-    for info in live.state.catalog:
+    for info in mockstatus.state.catalog:
         assert page.codes[info.code]["desc"] == info.description(lang)
-    chinese = live.state.catalog.get(100).description_zh
+    chinese = mockstatus.state.catalog.get(100).description_zh
     assert (chinese in response.text) == (lang == "zh")
 
 
@@ -210,39 +210,39 @@ def test_language_from_accept_language_or_query(live, accept_language, query, la
     [("/?lang=fr", ["'fr'", "en, zh"]), ("/?lang=", ["''", "en, zh"]), ("/?q=teapot", ["'q'", "lang"])],
     ids=["bad/?lang=fr", "bad/?lang=", "bad/?q=teapot"],
 )
-def test_bad_query_is_a_400_that_names_it(live, path, words):
-    response = get_page(live, path)
+def test_bad_query_is_a_400_that_names_it(mockstatus, path, words):
+    response = get_page(mockstatus, path)
     assert response.status_code == 400
     for word in words:
         assert word in response.text
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
-def test_other_methods_get_405_with_allow(live, method):
-    response = requests.request(method, live.url("/"), timeout=5)
+def test_other_methods_get_405_with_allow(mockstatus, method):
+    response = requests.request(method, mockstatus.url("/"), timeout=5)
     assert response.status_code == 405
     assert response.headers["Allow"] == "GET, HEAD"
     assert method in response.text
 
 
-def test_head_has_the_headers_and_no_body(live):
-    get = get_page(live)
-    head = requests.head(live.url("/"), headers=IDENTITY, timeout=5)
+def test_head_has_the_headers_and_no_body(mockstatus):
+    get = get_page(mockstatus)
+    head = requests.head(mockstatus.url("/"), headers=IDENTITY, timeout=5)
     assert head.status_code == 200
     assert head.content == b""
     assert head.headers["Content-Length"] == str(len(get.content))
     assert head.headers["ETag"] == get.headers["ETag"]
 
 
-def test_page_views_are_not_in_the_journal(live):
-    get_page(live)
-    get_page(live, "/__mockstatus/static/page.js")
-    requests.get(live.url("/status/204"), timeout=5)
-    assert [entry["path"] for entry in live.requests()] == ["/status/204"]
+def test_page_views_are_not_in_the_journal(mockstatus):
+    get_page(mockstatus)
+    get_page(mockstatus, "/__mockstatus/static/page.js")
+    requests.get(mockstatus.url("/status/204"), timeout=5)
+    assert [entry["path"] for entry in mockstatus.requests()] == ["/status/204"]
 
 
-def test_page_is_self_contained_and_locked_to_its_origin(live):
-    response = get_page(live)
+def test_page_is_self_contained_and_locked_to_its_origin(mockstatus):
+    response = get_page(mockstatus)
     page = outline(response.text)
     assert sorted(page.assets) == ["__mockstatus/static/page.css", "__mockstatus/static/page.js"]
     csp = response.headers["Content-Security-Policy"]
@@ -250,43 +250,43 @@ def test_page_is_self_contained_and_locked_to_its_origin(live):
     assert "http://" not in response.text.split("<body", 1)[0] and "https://" not in response.text.split("<body", 1)[0]
     types = {"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; charset=utf-8"}
     for asset in page.assets:
-        got = get_page(live, "/" + asset)
+        got = get_page(mockstatus, "/" + asset)
         assert got.status_code == 200
         assert got.headers["Content-Type"] == types[asset.rsplit("/", 1)[1]]
         assert got.headers["X-Content-Type-Options"] == "nosniff"
         assert len(got.content) > 1000
 
 
-def test_unknown_static_file_is_a_404_that_lists_the_files(live):
-    response = get_page(live, "/__mockstatus/static/../page.py")
+def test_unknown_static_file_is_a_404_that_lists_the_files(mockstatus):
+    response = get_page(mockstatus, "/__mockstatus/static/../page.py")
     assert response.status_code == 404
-    response = get_page(live, "/__mockstatus/static/app.js")
+    response = get_page(mockstatus, "/__mockstatus/static/app.js")
     assert response.status_code == 404
     assert "'app.js'" in response.text and "page.css, page.js" in response.text
 
 
 @pytest.mark.parametrize("path", ["/", "/__mockstatus/static/page.js"], ids=["page", "static"])
-def test_gzip_when_asked_and_its_own_etag(live, path):
-    plain = get_page(live, path)
-    zipped = requests.get(live.url(path), headers={"Accept-Encoding": "gzip"}, timeout=5, stream=True)
+def test_gzip_when_asked_and_its_own_etag(mockstatus, path):
+    plain = get_page(mockstatus, path)
+    zipped = requests.get(mockstatus.url(path), headers={"Accept-Encoding": "gzip"}, timeout=5, stream=True)
     raw = zipped.raw.read(decode_content=False)
     assert zipped.headers["Content-Encoding"] == "gzip"
     assert "Accept-Encoding" in zipped.headers["Vary"]
     assert gzip.decompress(raw) == plain.content
     assert len(raw) < len(plain.content) / 2
     assert zipped.headers["ETag"] != plain.headers["ETag"]
-    refused = requests.get(live.url(path), headers={"Accept-Encoding": "gzip;q=0, br"}, timeout=5, stream=True)
+    refused = requests.get(mockstatus.url(path), headers={"Accept-Encoding": "gzip;q=0, br"}, timeout=5, stream=True)
     assert "Content-Encoding" not in refused.headers
     assert refused.raw.read(decode_content=False) == plain.content
 
 
-def test_if_none_match_gets_304(live):
-    first = get_page(live)
-    again = get_page(live, **{"If-None-Match": first.headers["ETag"]})
+def test_if_none_match_gets_304(mockstatus):
+    first = get_page(mockstatus)
+    again = get_page(mockstatus, **{"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["ETag"] == first.headers["ETag"]
-    other_lang = get_page(live, "/?lang=zh", **{"If-None-Match": first.headers["ETag"]})
+    other_lang = get_page(mockstatus, "/?lang=zh", **{"If-None-Match": first.headers["ETag"]})
     assert other_lang.status_code == 200
-    assert get_page(live, **{"If-None-Match": "*"}).status_code == 304
-    assert get_page(live, **{"If-None-Match": '"something-else"'}).status_code == 200
+    assert get_page(mockstatus, **{"If-None-Match": "*"}).status_code == 304
+    assert get_page(mockstatus, **{"If-None-Match": '"something-else"'}).status_code == 200

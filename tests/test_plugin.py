@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -279,6 +280,93 @@ def test_one_server_per_xdist_worker(pytester):
     assert ports_by_worker["gw0"] != ports_by_worker["gw1"]
 
 
+def test_make_mockstatus_starts_servers_with_their_own_settings_and_stops_them(pytester):
+    pytester.makepyfile(
+        """
+        import socket
+
+        import pytest
+        import requests
+
+        from mockstatus.catalog import ConfigError
+
+        STARTED = []
+
+        def test_each_call_is_another_server(make_mockstatus, mockstatus):
+            small = make_mockstatus(max_body_size=1024)
+            teapot = make_mockstatus({"codes": {418: {"reason": "Short And Stout"}}})
+            assert len({mockstatus.port, small.port, teapot.port}) == 3
+            assert requests.post(small.url("/status/201"), data=b"x" * 2048).status_code == 413
+            assert requests.post(mockstatus.url("/status/201"), data=b"x" * 2048).status_code == 201
+            assert requests.get(teapot.url("/status/418")).reason == "Short And Stout"
+            assert requests.get(mockstatus.url("/status/418")).reason == "I'm a teapot"
+            assert [e["status"] for e in small.requests()] == [413]
+            STARTED.extend([(small.host, small.port), (teapot.host, teapot.port)])
+
+        def test_a_bad_config_raises_at_the_call(make_mockstatus):
+            with pytest.raises(ConfigError, match="bad code '2_00'"):
+                make_mockstatus({"codes": {"2_00": {"reason": "Nope"}}})
+
+        def test_they_stopped_when_their_test_ended(mockstatus):
+            assert len(STARTED) == 2
+            for address in STARTED:
+                with pytest.raises(ConnectionRefusedError):
+                    socket.create_connection(address, timeout=1).close()
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=3)
+
+
+def test_make_mockstatus_session_serves_until_the_session_ends(pytester):
+    record = pytester.path / "address.json"
+    pytester.makeconftest(
+        f"""
+        import json
+
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def guarded(make_mockstatus_session):
+            server = make_mockstatus_session(admin_token="s3cret")
+            with open({str(record)!r}, "a") as out:
+                out.write(json.dumps([server.host, server.port]) + "\\n")
+            return server
+        """
+    )
+    pytester.makepyfile(
+        test_first="""
+        import requests
+
+        SEEN = []
+
+        def test_one(guarded):
+            assert requests.get(guarded.url("/__mockstatus/requests")).status_code == 401
+            SEEN.append(guarded)
+
+        def test_same_server_in_the_module(guarded):
+            assert SEEN == [guarded]
+        """,
+        test_second="""
+        import socket
+
+        import test_first
+
+        def test_the_first_modules_server_still_runs(guarded):
+            (earlier,) = test_first.SEEN
+            assert guarded is not earlier
+            socket.create_connection((earlier.host, earlier.port), timeout=1).close()
+        """,
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=3)
+    addresses = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(addresses) == 2  # one per module
+    for host, port in addresses:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, port), timeout=1).close()
+
+
 def test_serve_in_thread_without_pytest():
     script = textwrap.dedent(
         """
@@ -338,10 +426,11 @@ def test_readme_example_excerpts_are_the_files_code():
 
 
 def test_readme_plugin_snippets_run(pytester):
-    usage, conftest, _ = BLOCK.findall(_readme_section().split("### Without pytest")[0] + "```python\n```")
+    usage, conftest, factory = BLOCK.findall(_readme_section().split("### Without pytest")[0])
     pytester.makeconftest(conftest)
     pytester.makepyfile(
         usage
+        + factory
         + textwrap.dedent(
             """
             def test_the_overlay_from_the_readme_conftest(mockstatus):
@@ -349,7 +438,7 @@ def test_readme_plugin_snippets_run(pytester):
             """
         )
     )
-    pytester.runpytest("-q").assert_outcomes(passed=2)
+    pytester.runpytest("-q").assert_outcomes(passed=3)
 
 
 def test_readme_serve_in_thread_snippet_runs():

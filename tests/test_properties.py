@@ -7,7 +7,7 @@ else), ``/sequence/<name>/<codes>``, every query option and every
 with any method, ``Accept`` and ``Accept-Language``.  For each generated
 request the expected outcome is worked out here from the README's rules (an
 oracle written from the spec, not from the server's code) and compared with
-what a raw socket receives.  Besides that:
+what a raw socket receives (``wire.send``, the strict client).  Besides that:
 
 * never a 500, and never a dropped connection: after a reply that keeps the
   connection, a second request on the same socket (``/__mockstatus/health``)
@@ -30,21 +30,19 @@ import itertools
 import json
 import os
 import re
-import socket
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-
-from wire import connect
+from wire import Reply, send
 
 SETTINGS = settings(
     # MOCKSTATUS_EXAMPLES=5000 for a deeper run by hand; 150 keeps the file at a few seconds.
     max_examples=int(os.environ.get("MOCKSTATUS_EXAMPLES", "150")),
     deadline=None,
-    # ``live`` is one server for the session; nothing per example depends on its reset.
+    # ``mockstatus`` is one server for the session; nothing per example depends on its reset.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
@@ -276,142 +274,6 @@ def expected_sequence(name: str, text: str) -> list[int]:
     return codes
 
 
-# --- the client: raw bytes out, a small strict reader in ------------------------------
-
-
-@dataclass
-class Reply:
-    version: str
-    interim: list[int]
-    status: int | None  # None: no status line (nothing, or bytes that are not HTTP)
-    reason: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    raw: bytes  # everything read, for faults and 600
-    end: str  # "open", "close" (FIN) or "reset" (RST)
-
-    def header(self, name: str) -> str | None:
-        found = [v for k, v in self.headers if k.lower() == name.lower()]
-        return found[0] if found else None
-
-    def header_all(self, name: str) -> list[str]:
-        return [v for k, v in self.headers if k.lower() == name.lower()]
-
-
-class Reader:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = b""
-        self.raw = b""
-        self.end = "open"
-
-    def fill(self) -> bool:
-        if self.end != "open":
-            return False
-        try:
-            chunk = self.sock.recv(65536)
-        except ConnectionResetError:
-            self.end = "reset"
-            return False
-        if not chunk:
-            self.end = "close"
-            return False
-        self.buffer += chunk
-        self.raw += chunk
-        return True
-
-    def head(self) -> bytes | None:
-        while b"\r\n\r\n" not in self.buffer:
-            if not self.fill():
-                return None
-        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-        return head
-
-    def exactly(self, size: int) -> bytes:
-        while len(self.buffer) < size and self.fill():
-            pass
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-    def rest(self) -> bytes:
-        while self.fill():
-            pass
-        data, self.buffer = self.buffer, b""
-        return data
-
-
-def read_reply(reader: Reader, method: str) -> Reply:
-    interim: list[int] = []
-    while True:
-        head = reader.head()
-        if head is None or not head.startswith(b"HTTP/1."):
-            reader.rest()
-            return Reply("", interim, None, "", [], b"", reader.raw, reader.end)
-        line, *lines = head.decode("latin-1").split("\r\n")
-        version, status_text, reason = (line.split(" ", 2) + [""])[:3]
-        status = int(status_text)
-        headers = []
-        for item in lines:
-            name, sep, value = item.partition(":")
-            if not sep:  # the "malformed" fault: a line that is not a header
-                reader.rest()
-                return Reply(version, interim, status, reason, headers, b"", reader.raw, reader.end)
-            headers.append((name, value.strip(" \t")))  # OWS only: str.strip() would eat 0x85
-        if 100 <= status < 200 and status != 101:
-            interim.append(status)
-            continue
-        reply = Reply(version, interim, status, reason, headers, b"", reader.raw, reader.end)
-        length = reply.header("Content-Length")
-        if method == "HEAD" or status in (101, 204, 304):
-            pass
-        elif length is not None:
-            reply.body = reader.exactly(int(length))
-        else:
-            reply.body = reader.rest()  # RFC 9112 §6.3: no length, read until close
-        reply.raw, reply.end = reader.raw, reader.end
-        return reply
-
-
-def build_request(method: str, target: str, headers: list[tuple[str, bytes]], body: bytes = b"") -> bytes:
-    lines = [f"{method} {target} HTTP/1.1".encode(), b"Host: mockstatus.test"]
-    lines += [name.encode("latin-1") + b": " + value for name, value in headers]
-    if body:
-        lines.append(b"Content-Length: %d" % len(body))
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
-HEALTH = b"GET /__mockstatus/health HTTP/1.1\r\nHost: mockstatus.test\r\n\r\n"
-
-
-def send(server, method: str, target: str, headers=(), body: bytes = b"", *, fault: bool = False) -> Reply:
-    """One request on a new connection; then prove the connection was neither dropped
-    nor left out of step: a reply that keeps it must be followed by a working one.
-    For a fault asked for, read until the server ends the connection instead."""
-    with connect(server, timeout=5) as sock:
-        sock.sendall(build_request(method, target, list(headers), body))
-        reader = Reader(sock)
-        reply = read_reply(reader, method)
-        if fault:
-            reader.rest()
-            reply.raw, reply.end = reader.raw, reader.end
-        elif reply.status is not None and reply.status >= 200 and reply.status != 101 and reply.end == "open":
-            connection = (reply.header("Connection") or "").lower()
-            # HTTP/1.0 (aiohttp's parser errors) closes unless it says keep-alive.
-            if connection == "close" or reply.version == "HTTP/1.0" and connection != "keep-alive":
-                extra = reader.rest()
-                reply.end = reader.end
-                if method == "HEAD" and reply.version == "HTTP/1.0" and reply.status == 400:
-                    extra = b""  # a request the parser refused: it cannot know it was a HEAD, so a body follows
-                assert extra == b"" and reader.end == "close", f"a closing reply must end in a FIN: {extra[:100]!r}"
-            else:
-                sock.sendall(HEALTH)
-                follow = read_reply(reader, "GET")
-                assert follow.status == 200 and b'"status": "ok"' in follow.body, (
-                    f"the connection was not usable after {reply.status}: {follow.raw[-300:]!r}"
-                )
-        return reply
-
-
 # --- checking a reply against the spec -----------------------------------------------------
 
 TEXT = "text/plain; charset=utf-8"
@@ -576,7 +438,9 @@ bad_durations = st.one_of(
     st.sampled_from(["-1", "-1ms", "1x", "inf", "nan", "1_0", "１", "3ms-1ms", "1ms-", "-", "400s", "6m", "1h", ""]),
     st.text(CHARS, max_size=8),
 )
-http_dates = st.datetimes().map(lambda d: email.utils.format_datetime(d.replace(tzinfo=None), usegmt=False)[:-5] + "GMT")
+http_dates = st.datetimes().map(
+    lambda d: email.utils.format_datetime(d.replace(tzinfo=None), usegmt=False)[:-5] + "GMT"
+)
 header_names = st.one_of(
     st.sampled_from(["X-A", "X-Test", "Location", "Retry-After", "Link", "Set-Cookie", "Content-Type", "Refresh",
                      "Content-Length", "connection", "TE", "Trailer", "Bad Name", "", "X-A\r\nX-B", "Ünicode"]),
@@ -638,14 +502,18 @@ def valid_values(name: str):
     if name == "location":
         return st.one_of(
             st.sampled_from(["/", "/status/200", "/a?b=c#d", "http://example.test/x", "HTTPS://example.test:8443/p"]),
-            st.text(CHARS.filter(lambda c: not CONTROL.match(c) and c not in "\\\t"), max_size=10).map(lambda t: "/x" + t),
+            st.text(CHARS.filter(lambda c: not CONTROL.match(c) and c not in "\\\t"), max_size=10).map(
+                lambda t: "/x" + t
+            ),
         )
     if name == "retry_after":
         return st.one_of(st.integers(0, 999_999_999).map(str), http_dates)
     if name == "body":
         return st.text(CHARS, max_size=40)
     if name == "header":
-        names = st.from_regex(TOKEN, fullmatch=True).filter(lambda n: n.lower() not in FRAMING | {"location", "refresh"})
+        names = st.from_regex(TOKEN, fullmatch=True).filter(
+            lambda n: n.lower() not in FRAMING | {"location", "refresh"}
+        )
         values = st.text(CHARS.filter(lambda c: not CONTROL.match(c)), max_size=10)
         return st.tuples(names, values).map(":".join)
     if name == "seed":
@@ -726,12 +594,12 @@ def delays_small(expected: Expected, query, headers) -> bool:
 
 @SETTINGS
 @given(segment=segments, method=st.sampled_from(METHODS), accept=accepts, language=languages)
-def test_any_status_path_gets_its_reply_or_a_400_naming_it(live, segment, method, accept, language):
+def test_any_status_path_gets_its_reply_or_a_400_naming_it(mockstatus, segment, method, accept, language):
     assume(segment not in (".", ".."))  # dot segments are resolved away by the URL parser
     headers = negotiation_headers(accept, language)
     if method == "OPTIONS":
         headers.append(("Origin", b"http://page.test"))  # CORS, not a preflight (no Request-Method)
-    reply = send(live, method, "/status/" + quote(segment, safe=",:"), headers)
+    reply = send(mockstatus, method, "/status/" + quote(segment, safe=",:"), headers)
     try:
         if CODE.fullmatch(segment):
             choices = [int(segment)]
@@ -746,13 +614,13 @@ def test_any_status_path_gets_its_reply_or_a_400_naming_it(live, segment, method
     chosen = reply.header("X-Mockstatus-Choice")
     if chosen is not None:
         assert int(chosen) in choices
-        return check_reply(live, int(chosen), Expected(), method, reply)
+        return check_reply(mockstatus, int(chosen), Expected(), method, reply)
     # No header: one code, or a pick whose reply carries none (a fault, 444, 600, 101):
     # the reply must be what one of the codes in the list gives.
     problems = []
     for code in dict.fromkeys(choices):
         try:
-            return check_reply(live, code, Expected(), method, reply)
+            return check_reply(mockstatus, code, Expected(), method, reply)
         except AssertionError as exc:
             problems.append(f"{code}: {exc}")
     raise AssertionError(problems)
@@ -775,7 +643,7 @@ _names = itertools.count()
 
 @SETTINGS
 @given(name=sequence_names, spec=sequence_specs, method=st.sampled_from(("GET", "HEAD", "POST")))
-def test_any_sequence_steps_through_its_codes_or_gets_a_400_naming_it(live, name, spec, method):
+def test_any_sequence_steps_through_its_codes_or_gets_a_400_naming_it(mockstatus, name, spec, method):
     assume(name not in (".", "..") and spec not in (".", ".."))
     if SEQUENCE_NAME.fullmatch(name):
         name = f"{name[:100]}-{next(_names)}"  # a fresh name: a reused one with other codes is a 409
@@ -784,18 +652,18 @@ def test_any_sequence_steps_through_its_codes_or_gets_a_400_naming_it(live, name
         steps = expected_sequence(name, spec)
     except Bad as bad:
         event("a 400 naming the bad name or step")
-        return check_bad(send(live, method, target), bad, method)
+        return check_bad(send(mockstatus, method, target), bad, method)
     assume(len(steps) <= 12)
     event("a valid sequence")
     for call in range(min(len(steps) + 1, 6)):
         step = min(call, len(steps) - 1)
-        reply = send(live, method, target)
+        reply = send(mockstatus, method, target)
         code = steps[step]
-        info = live.catalog.get(code)
+        info = mockstatus.catalog.get(code)
         if info.kind in ("normal", "close"):
             assert reply.header("X-Mockstatus-Step") == str(step + 1)
             assert reply.header("X-Mockstatus-Sequence") == name
-        check_reply(live, code, Expected(), method, reply)
+        check_reply(mockstatus, code, Expected(), method, reply)
 
 
 plain = [c for c in range(100, 1000) if c != 101]
@@ -809,7 +677,7 @@ plain = [c for c in range(100, 1000) if c != 101]
     method=st.sampled_from(METHODS),
     accept=accepts,
 )
-def test_any_options_get_their_reply_or_a_400_naming_the_bad_one(live, code, query, headers, method, accept):
+def test_any_options_get_their_reply_or_a_400_naming_the_bad_one(mockstatus, code, query, headers, method, accept):
     target = f"/status/{code}"
     if query:
         target += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query)
@@ -822,32 +690,34 @@ def test_any_options_get_their_reply_or_a_400_naming_the_bad_one(live, code, que
         expected = expected_options(query, headers)
     except Bad as bad:
         event("a 400 naming the bad option")
-        reply = send(live, method, target, headers + negotiation_headers(accept, None))
+        reply = send(mockstatus, method, target, headers + negotiation_headers(accept, None))
         return check_bad(reply, bad, method)
     assume(delays_small(expected, query, headers))
-    event(f"valid, kind {expected.fault or live.catalog.get(code).kind}")
-    reply = send(live, method, target, headers + negotiation_headers(accept, None), fault=expected.fault is not None)
-    check_reply(live, code, expected, method, reply)
+    event(f"valid, kind {expected.fault or mockstatus.catalog.get(code).kind}")
+    reply = send(
+        mockstatus, method, target, headers + negotiation_headers(accept, None), fault=expected.fault is not None
+    )
+    check_reply(mockstatus, code, expected, method, reply)
 
 
 @SETTINGS
 @given(code=st.sampled_from([c for c in plain if c >= 200]), fault=st.sampled_from(FAULTS),
        method=st.sampled_from(METHODS), how=st.sampled_from(["query", "header"]))  # fmt: skip
-def test_every_fault_breaks_the_exchange_the_way_it_says(live, code, fault, method, how):
+def test_every_fault_breaks_the_exchange_the_way_it_says(mockstatus, code, fault, method, how):
     if how == "query":
-        reply = send(live, method, f"/status/{code}?fault={fault}", fault=True)
+        reply = send(mockstatus, method, f"/status/{code}?fault={fault}", fault=True)
     else:
-        reply = send(live, method, f"/status/{code}", [("X-Mockstatus-Fault", fault.encode())], fault=True)
-    check_fault(live.catalog.get(code), fault, method, reply)
+        reply = send(mockstatus, method, f"/status/{code}", [("X-Mockstatus-Fault", fault.encode())], fault=True)
+    check_fault(mockstatus.catalog.get(code), fault, method, reply)
     # ... and the server carries on.
-    assert send(live, "GET", "/status/200").status == 200
+    assert send(mockstatus, "GET", "/status/200").status == 200
 
 
 @SETTINGS
 @given(body=st.binary(max_size=2048), method=st.sampled_from(("POST", "PUT", "PATCH", "DELETE")),
        code=st.sampled_from([c for c in plain if c >= 200 and c not in (408, 444, 600)]))  # fmt: skip
-def test_any_request_body_is_read_and_the_reply_is_unchanged(live, body, method, code):
-    check_reply(live, code, Expected(), method, send(live, method, f"/status/{code}", body=body))
+def test_any_request_body_is_read_and_the_reply_is_unchanged(mockstatus, body, method, code):
+    check_reply(mockstatus, code, Expected(), method, send(mockstatus, method, f"/status/{code}", body=body))
 
 
 class Tags(html.parser.HTMLParser):
@@ -869,22 +739,22 @@ PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "p", "a"}
 @SETTINGS
 @given(value=st.text(CHARS, min_size=1, max_size=30).map(lambda s: "<" + s),
        where=st.sampled_from(["code", "option", "header", "unknown", "path", "sequence"]))  # fmt: skip
-def test_request_values_in_html_error_pages_are_escaped(live, value, where):
+def test_request_values_in_html_error_pages_are_escaped(mockstatus, value, where):
     """An HTML 4xx names the bad value, escaped: markup sent in a request never becomes markup."""
     accept = [("Accept", b"text/html")]
     if where == "code":
-        reply = send(live, "GET", "/status/" + quote(value, safe=""), accept)
+        reply = send(mockstatus, "GET", "/status/" + quote(value, safe=""), accept)
     elif where == "option":
-        reply = send(live, "GET", "/status/200?retry_after=" + quote(value, safe=""), accept)
+        reply = send(mockstatus, "GET", "/status/200?retry_after=" + quote(value, safe=""), accept)
     elif where == "header":
-        reply = send(live, "GET", "/status/200", [*accept, ("X-Mockstatus-Delay", value.encode())])
+        reply = send(mockstatus, "GET", "/status/200", [*accept, ("X-Mockstatus-Delay", value.encode())])
         assume(reply.status != 400 or b"Invalid header value" not in reply.body)  # the parser's own 400
     elif where == "unknown":
-        reply = send(live, "GET", "/status/200?" + quote(value, safe="") + "=1", accept)
+        reply = send(mockstatus, "GET", "/status/200?" + quote(value, safe="") + "=1", accept)
     elif where == "path":
-        reply = send(live, "GET", "/nowhere/" + quote(value, safe=""), accept)
+        reply = send(mockstatus, "GET", "/nowhere/" + quote(value, safe=""), accept)
     else:
-        reply = send(live, "GET", f"/sequence/{quote(value, safe='')}/200", accept)
+        reply = send(mockstatus, "GET", f"/sequence/{quote(value, safe='')}/200", accept)
     assert reply.status in (400, 404), reply.raw[:300]
     if reply.header("Content-Type") != "text/html; charset=utf-8":
         assert reply.header("Content-Type").startswith("text/plain")  # the parser's own 400s

@@ -137,8 +137,8 @@ def workdir(tmp_path):
 
 
 @pytest.mark.parametrize("block", EXAMPLES, ids=[f"README.md:{b.line}" for b in EXAMPLES])
-def test_readme_example(block, live, make_live, workdir):
-    server = make_live(config=str(workdir / block.name)) if block.kind == "config" else live
+def test_readme_example(block, mockstatus, make_mockstatus, workdir):
+    server = make_mockstatus(config=str(workdir / block.name)) if block.kind == "config" else mockstatus
     for command, expected in commands(block):
         done = run_command(command, server, workdir)
         output = done.stdout.decode("utf-8") + done.stderr.decode("utf-8")
@@ -182,12 +182,12 @@ def test_the_table_has_the_issues_rows():
 
 
 @pytest.mark.parametrize("codes,text", ROWS, ids=[", ".join(map(str, c)) for c, _ in ROWS])
-def test_per_code_table_matches_the_server(live, codes, text):
+def test_per_code_table_matches_the_server(mockstatus, codes, text):
     shown = HEADER.findall(text)
     absent = ABSENT.findall(text)
     assert shown or absent, text
     for code in codes:
-        response = requests.get(live.url(f"/status/{code}"), allow_redirects=False, timeout=5)
+        response = requests.get(mockstatus.url(f"/status/{code}"), allow_redirects=False, timeout=5)
         assert response.status_code == code
         for name, value in shown:
             assert value in [v.strip() for v in response.raw.headers.getlist(name)], (code, name, value)

@@ -20,7 +20,6 @@ import sys
 from urllib.parse import quote
 
 import pytest
-
 from wire import exchange, http_request
 
 MARKUP = "<script>alert(1)</script>"
@@ -48,31 +47,33 @@ HTML_ERRORS = [
 
 
 @pytest.mark.parametrize("target,status", [c[1:] for c in HTML_ERRORS], ids=[f"html/{c[0]}" for c in HTML_ERRORS])
-def test_html_error_pages_escape_the_value_they_name(live, target, status):
-    code, headers, body = http_request(live, target, headers={"Accept": "text/html"})
+def test_html_error_pages_escape_the_value_they_name(mockstatus, target, status):
+    code, headers, body = http_request(mockstatus, target, headers={"Accept": "text/html"})
     assert code == status, body
     assert headers["Content-Type"] == "text/html; charset=utf-8"
     text = body.decode()
     assert "<script" not in text and ESCAPED.split("alert")[0] in text, text
 
 
-def test_html_error_escapes_a_value_given_in_a_header(live):
-    code, _, body = http_request(live, "/status/200", headers={"Accept": "text/html", "X-Mockstatus-Delay": MARKUP})
+def test_html_error_escapes_a_value_given_in_a_header(mockstatus):
+    code, _, body = http_request(
+        mockstatus, "/status/200", headers={"Accept": "text/html", "X-Mockstatus-Delay": MARKUP}
+    )
     assert code == 400 and "<script" not in body.decode() and "&lt;script&gt;" in body.decode()
 
 
-def test_parser_errors_are_plain_text_that_is_never_sniffed(live):
+def test_parser_errors_are_plain_text_that_is_never_sniffed(mockstatus):
     """The connection layer's 400s quote the bytes they refused: text/plain plus nosniff."""
-    raw = exchange(live, f"GET /status/200 HTTP/1.1\r\nHost: x\r\n{MARKUP}: 1\r\n\r\n".encode())
+    raw = exchange(mockstatus, f"GET /status/200 HTTP/1.1\r\nHost: x\r\n{MARKUP}: 1\r\n\r\n".encode())
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"\r\nContent-Type: text/plain; charset=utf-8\r\n" in head
     assert b"\r\nX-Content-Type-Options: nosniff\r\n" in head
 
 
-def test_html_status_page_does_not_depend_on_the_request(live):
+def test_html_status_page_does_not_depend_on_the_request(mockstatus):
     """The per-code HTML page is the catalog's: request headers, query and cookies change no byte."""
-    _, _, plain = http_request(live, "/status/418", headers={"Accept": "text/html"})
+    _, _, plain = http_request(mockstatus, "/status/418", headers={"Accept": "text/html"})
     noisy = {
         "Accept": "text/html",
         "Referer": f"http://x.test/{MARKUP}",
@@ -81,7 +82,7 @@ def test_html_status_page_does_not_depend_on_the_request(live):
         "X-Forwarded-Host": MARKUP,
         "Origin": "http://page.test",
     }
-    _, headers, body = http_request(live, "/status/418?seed=1", headers=noisy)
+    _, headers, body = http_request(mockstatus, "/status/418?seed=1", headers=noisy)
     assert body == plain and b"<script" not in body
     assert headers["Content-Type"] == "text/html; charset=utf-8"
 
@@ -91,25 +92,28 @@ def test_html_status_page_does_not_depend_on_the_request(live):
     [
         (f"/status/200?body={M}", {"Accept": "text/html"}),
         (f"/status/200?body={M}&header=Content-Type:text/html", {"Accept": "text/html"}),
-        ("/status/200", {"Accept": "text/html", "X-Mockstatus-Body": MARKUP, "X-Mockstatus-Response-Content-Type": "text/html"}),
+        (
+            "/status/200",
+            {"Accept": "text/html", "X-Mockstatus-Body": MARKUP, "X-Mockstatus-Response-Content-Type": "text/html"},
+        ),
         (f"/status/404?body={M}", {"Accept": "application/json"}),
     ],
     ids=["body", "body+content-type-header", "body+content-type-as-headers", "json-accept"],
 )
-def test_a_body_from_the_request_is_always_served_as_text(live, target, headers):
-    code, response_headers, body = http_request(live, target, headers=headers)
+def test_a_body_from_the_request_is_always_served_as_text(mockstatus, target, headers):
+    code, response_headers, body = http_request(mockstatus, target, headers=headers)
     assert body == MARKUP.encode()
     assert response_headers["Content-Type"] == "text/plain; charset=utf-8"  # never text/html
 
 
-def test_browser_page_does_not_reflect_the_request(live):
+def test_browser_page_does_not_reflect_the_request(mockstatus):
     """The page at / is rendered once from the catalog: the same bytes whatever the request says."""
-    _, _, plain = http_request(live, "/?lang=en")
+    _, _, plain = http_request(mockstatus, "/?lang=en")
     for headers in (
         {"Host": f"{MARKUP}.test", "Referer": MARKUP, "User-Agent": MARKUP, "Cookie": f"x={MARKUP}"},
         {"X-Forwarded-Host": MARKUP, "X-Forwarded-Proto": "javascript", "Accept-Language": MARKUP},
     ):
-        code, response_headers, body = http_request(live, "/?lang=en", headers=headers)
+        code, response_headers, body = http_request(mockstatus, "/?lang=en", headers=headers)
         assert code == 200 and body == plain
         assert "script-src 'self'" in response_headers["Content-Security-Policy"]
     assert b"<script>alert" not in plain
@@ -131,14 +135,14 @@ REFUSED_LOCATIONS = [
 
 
 @pytest.mark.parametrize("location", ALLOWED_LOCATIONS)
-def test_location_accepts_paths_and_http_urls(live, location):
-    code, headers, _ = http_request(live, f"/status/302?location={quote(location, safe='')}")
+def test_location_accepts_paths_and_http_urls(mockstatus, location):
+    code, headers, _ = http_request(mockstatus, f"/status/302?location={quote(location, safe='')}")
     assert code == 302 and headers["Location"] == location.encode().decode("latin-1")
 
 
 @pytest.mark.parametrize("location", REFUSED_LOCATIONS, ids=[repr(x) for x in REFUSED_LOCATIONS])
-def test_location_refuses_everything_else_naming_it(live, location):
-    code, headers, body = http_request(live, f"/status/302?location={quote(location, safe='')}")
+def test_location_refuses_everything_else_naming_it(mockstatus, location):
+    code, headers, body = http_request(mockstatus, f"/status/302?location={quote(location, safe='')}")
     assert code == 400 and "Location" not in headers and "Set-Cookie" not in headers
     assert repr(location) in body.decode() and "bad location" in body.decode()
 
@@ -148,7 +152,7 @@ def test_location_refuses_everything_else_naming_it(live, location):
     ["header-option", "response-header", "location-header", "refresh-header-option", "refresh-response-header"],
 )
 @pytest.mark.parametrize("location", ["javascript:alert(1)", "//evil.test", "/\\evil.test"])
-def test_every_way_to_set_a_location_is_checked(live, how, location):
+def test_every_way_to_set_a_location_is_checked(mockstatus, how, location):
     """header=Location:..., X-Mockstatus-Response-Location and Refresh are no way around the check."""
     target, headers = "/status/302", {}
     if how == "header-option":
@@ -161,29 +165,31 @@ def test_every_way_to_set_a_location_is_checked(live, how, location):
         target += "?header=" + quote(f"Refresh:0; url={location}", safe="")
     else:
         headers["X-Mockstatus-Response-Refresh"] = f"5;URL='{location}'"
-    code, response_headers, body = http_request(live, target, headers=headers)
+    code, response_headers, body = http_request(mockstatus, target, headers=headers)
     assert code == 400, body
     assert repr(location) in body.decode()
     assert "Refresh" not in response_headers
 
 
-def test_refresh_with_a_path_is_fine(live):
-    code, headers, _ = http_request(live, "/status/200?header=" + quote("Refresh:0; url=/status/204", safe=""))
+def test_refresh_with_a_path_is_fine(mockstatus):
+    code, headers, _ = http_request(mockstatus, "/status/200?header=" + quote("Refresh:0; url=/status/204", safe=""))
     assert code == 200 and headers["Refresh"] == "0; url=/status/204"
 
 
 @pytest.fixture(scope="module")
-def narrowed(request):
-    from mockstatus.runner import serve_in_thread
-
-    server = serve_in_thread(allowed_redirect_hosts=("good.test", "127.0.0.2"))
-    request.addfinalizer(server.stop)
-    return server
+def narrowed(make_mockstatus_session):
+    return make_mockstatus_session(allowed_redirect_hosts=("good.test", "127.0.0.2"))
 
 
 @pytest.mark.parametrize(
     "location",
-    ["http://good.test/x", "HTTPS://GOOD.TEST", "https://user@good.test:8443/", "http://127.0.0.2:9/", "/relative/is/always/fine"],
+    [
+        "http://good.test/x",
+        "HTTPS://GOOD.TEST",
+        "https://user@good.test:8443/",
+        "http://127.0.0.2:9/",
+        "/relative/is/always/fine",
+    ],
 )
 def test_allowed_redirect_hosts_lets_its_hosts_through(narrowed, location):
     code, headers, _ = http_request(narrowed, f"/status/302?location={quote(location, safe='')}")
@@ -243,7 +249,9 @@ def test_default_bind_address_is_loopback(tmp_path):
             if row.split()[3] == "0A"  # LISTEN
         ]
         assert f"0100007F:{port:04X}" in listening, listening  # 127.0.0.1, not 00000000 (any)
-        assert not [address for address in listening if address.endswith(f":{port:04X}") and address != f"0100007F:{port:04X}"]
+        assert not [
+            address for address in listening if address.endswith(f":{port:04X}") and address != f"0100007F:{port:04X}"
+        ]
     finally:
         process.terminate()
         process.wait(10)

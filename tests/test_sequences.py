@@ -9,7 +9,6 @@ import aiohttp
 import h11
 import pytest
 import requests
-
 from wire import connect, h11_responses, read_until_close, request_bytes
 
 
@@ -76,8 +75,8 @@ def test_options_apply_to_the_step_they_arrive_with(mockstatus):
     ]  # fmt: skip
 
 
-def test_catalog_delay_of_a_code_applies_on_its_step(make_live):
-    server = make_live({"codes": {504: {"delay": "0.1s"}}})
+def test_catalog_delay_of_a_code_applies_on_its_step(make_mockstatus):
+    server = make_mockstatus({"codes": {504: {"delay": "0.1s"}}})
     began = time.perf_counter()
     slow = get(server, "/sequence/gw/504,200")
     waited = time.perf_counter() - began
@@ -162,8 +161,8 @@ def test_delete_an_unknown_sequence_is_404_naming_it(mockstatus):
     assert "'nope'" in reply.json()["error"]
 
 
-def test_oldest_name_is_evicted_above_max_sequences(make_live):
-    server = make_live(max_sequences=2)
+def test_oldest_name_is_evicted_above_max_sequences(make_mockstatus):
+    server = make_mockstatus(max_sequences=2)
     for name in ("one", "two", "three"):
         get(server, f"/sequence/{name}/503,200")
     assert list(positions(server)) == ["two", "three"]

@@ -1,6 +1,6 @@
 import urllib.request
 
 
-def test_health_answers(live):
-    with urllib.request.urlopen(live.url("/__mockstatus/health")) as response:
+def test_health_answers(mockstatus):
+    with urllib.request.urlopen(mockstatus.url("/__mockstatus/health")) as response:
         assert response.status == 200

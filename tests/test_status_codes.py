@@ -17,10 +17,10 @@ import shutil
 import subprocess
 
 import pytest
+from wire import Reader, connect, exchange, read_head, request_bytes
 
 from mockstatus import __version__
 from mockstatus.catalog import load_catalog
-from wire import connect, exchange, read_head, request_bytes
 
 CATALOG = load_catalog()
 CODES = [info.code for info in CATALOG]
@@ -142,18 +142,18 @@ def assert_final_reply(reply: Reply, info, method: str = "GET") -> None:
 
 
 @pytest.mark.parametrize("code", CODES, ids=[f"status/{c}" for c in CODES])
-def test_every_catalog_code(live, code):
+def test_every_catalog_code(mockstatus, code):
     info = CATALOG.get(code)
     if info.kind == "upgrade":
         # 101 switches the connection (issue 3 tests the echo); here: the status line and its headers.
-        with connect(live) as sock:
+        with connect(mockstatus) as sock:
             sock.sendall(request_bytes(f"/status/{code}"))
             head = parse(read_head(sock)).final
         assert head.line == f"HTTP/1.1 101 {info.reason}"
         assert head.get("Connection").lower() == "upgrade"
         assert head.get("Upgrade") == info.header("Upgrade")
         return
-    reply = fetch(live, f"/status/{code}")
+    reply = fetch(mockstatus, f"/status/{code}")
     if info.kind == "empty":  # 444: nginx closes without a byte
         assert reply.raw == b""
     elif info.kind == "headerless":  # 600: the body bytes and nothing else
@@ -175,9 +175,9 @@ NORMAL = [info.code for info in CATALOG if info.kind in ("normal", "close")]
 
 
 @pytest.mark.parametrize("code", NORMAL, ids=[f"HEAD/status/{c}" for c in NORMAL])
-def test_head_has_the_headers_of_get_and_no_body(live, code):
-    get = fetch(live, f"/status/{code}")
-    head = fetch(live, f"/status/{code}", "HEAD")
+def test_head_has_the_headers_of_get_and_no_body(mockstatus, code):
+    get = fetch(mockstatus, f"/status/{code}")
+    head = fetch(mockstatus, f"/status/{code}", "HEAD")
     assert head.body == b""
     assert head.final.line == get.final.line
     assert head.final.without("Date") == get.final.without("Date")
@@ -189,12 +189,12 @@ EVERY_METHOD = [info.code for info in CATALOG if info.kind != "upgrade"]
 
 
 @pytest.mark.parametrize("code", EVERY_METHOD, ids=[f"any-method/status/{c}" for c in EVERY_METHOD])
-def test_every_method_gets_the_same_reply(live, code):
+def test_every_method_gets_the_same_reply(mockstatus, code):
     """Same status line, headers and body for every method; request bodies are read and dropped."""
-    get = fetch(live, f"/status/{code}")
+    get = fetch(mockstatus, f"/status/{code}")
     for method in METHODS:
         body = b"<propfind xmlns='DAV:'/>" * 4 if method in WITH_BODY else b""
-        reply = fetch(live, f"/status/{code}", method, body=body)
+        reply = fetch(mockstatus, f"/status/{code}", method, body=body)
         if get.final is None:  # 444, 600: no head at all
             assert reply.raw == get.raw, method
             continue
@@ -205,23 +205,22 @@ def test_every_method_gets_the_same_reply(live, code):
 
 
 @pytest.mark.parametrize("method", sorted(WITH_BODY), ids=[f"{m}/status/201" for m in sorted(WITH_BODY)])
-def test_request_body_is_read_and_the_connection_reused(live, method):
+def test_request_body_is_read_and_the_connection_reused(mockstatus, method):
     """A body the handler ignores must still be consumed, or the next request on the connection breaks."""
     body = b"x" * 50_000
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes("/status/201", method, body=body) + request_bytes("/status/418"))
-        raw = b""
-        while raw.count(b"I'm a teapot\n") < 1:
-            chunk = sock.recv(65536)
-            assert chunk, raw
-            raw += chunk
+        replies = Reader(sock)
+        while b"I'm a teapot\n" not in replies.raw:
+            assert replies.fill(), replies.raw
+        raw = replies.raw
     assert raw.startswith(b"HTTP/1.1 201 Created\r\n")
     assert b"HTTP/1.1 418 I'm a teapot\r\n" in raw
 
 
-def test_chunked_request_body_is_read(live):
+def test_chunked_request_body_is_read(mockstatus):
     chunked = b"5\r\nhello\r\n0\r\n\r\n"
-    reply = fetch(live, "/status/202", "POST", headers={"Transfer-Encoding": "chunked"}, body=chunked)
+    reply = fetch(mockstatus, "/status/202", "POST", headers={"Transfer-Encoding": "chunked"}, body=chunked)
     assert reply.final.line == "HTTP/1.1 202 Accepted"
 
 
@@ -242,24 +241,24 @@ def test_chunked_request_body_is_read(live):
     ids=["status/418", "bad/status/abc", "404/nowhere", "bad/status", "admin/health", "admin/codes",
          "405/POST/__mockstatus/health", "preflight/status/500", "bad-method/FOO", "bad-header-name"],
 )  # fmt: skip
-def test_server_header_on_every_reply(live, raw):
-    reply = parse(exchange(live, raw.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)))
+def test_server_header_on_every_reply(mockstatus, raw):
+    reply = parse(exchange(mockstatus, raw.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)))
     assert reply.final is not None, reply.raw
     assert reply.final.get("Server") == SERVER
 
 
-def test_unknown_three_digit_code_is_a_plain_reply(live):
-    reply = fetch(live, "/status/799")
+def test_unknown_three_digit_code_is_a_plain_reply(mockstatus):
+    reply = fetch(mockstatus, "/status/799")
     assert reply.final.line == "HTTP/1.1 799 Unknown"
     assert reply.body == b"799 Unknown\n"
     assert_final_reply(reply, CATALOG.get(799))
 
 
-def test_every_three_digit_code_has_a_status_line_with_a_reason(live):
+def test_every_three_digit_code_has_a_status_line_with_a_reason(mockstatus):
     """200-999 on one keep-alive connection: never an empty reason, never a missing reply."""
     skip = {info.code for info in CATALOG if info.kind not in ("normal",)}
     codes = [code for code in range(200, 1000) if code not in skip]
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         stream = sock.makefile("rb")
         for code in codes:
             sock.sendall(request_bytes(f"/status/{code}", "HEAD"))
@@ -271,13 +270,13 @@ def test_every_three_digit_code_has_a_status_line_with_a_reason(live):
                 pass
 
 
-def test_curl_shows_every_normal_code(live):
+def test_curl_shows_every_normal_code(mockstatus):
     """The issue's check, literally: `curl -i` shows the status line and headers of every normal code."""
     if shutil.which("curl") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("curl is missing; .ci/run installs it", pytrace=False)
         pytest.skip("curl is not installed (apt-get install curl)")
-    urls = [live.url(f"/status/{code}") for code in NORMAL]
+    urls = [mockstatus.url(f"/status/{code}") for code in NORMAL]
     out = subprocess.run(["curl", "-si", *urls], capture_output=True, timeout=60).stdout.decode("utf-8")
     heads = re.findall(r"^HTTP/1\.1 .*?\r\n\r\n", out, flags=re.M | re.S)
     assert len(heads) == len(NORMAL)

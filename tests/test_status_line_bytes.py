@@ -10,10 +10,10 @@ teapot and a code no catalog lists (799).
 from __future__ import annotations
 
 import pytest
-
-from mockstatus.catalog import load_catalog
-from mockstatus.bodies import text_body
 from wire import connect, read_head, request_bytes
+
+from mockstatus.bodies import text_body
+from mockstatus.catalog import load_catalog
 
 CATALOG = load_catalog()
 EXPECTED = {
@@ -28,26 +28,26 @@ EXPECTED = {
 
 @pytest.mark.parametrize("code", EXPECTED, ids=[f"status/{c}" for c in EXPECTED])
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-def test_status_line_bytes(live, code, method):
-    with connect(live) as sock:
+def test_status_line_bytes(mockstatus, code, method):
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes(f"/status/{code}", method))
         head = read_head(sock)
     assert head[: head.index(b"\r\n") + 2] == EXPECTED[code]
 
 
 @pytest.mark.parametrize("code", EXPECTED, ids=[f"status/{c},{c}" for c in EXPECTED])
-def test_status_line_bytes_from_a_list(live, code):
+def test_status_line_bytes_from_a_list(mockstatus, code):
     """The weighted-choice path writes the same line as the single-code path."""
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes(f"/status/{code},{code}:2"))
         head = read_head(sock)
     assert head.startswith(EXPECTED[code])
     assert f"\r\nX-Mockstatus-Choice: {code}\r\n".encode() in head
 
 
-def test_status_lines_on_one_keep_alive_connection(live):
+def test_status_lines_on_one_keep_alive_connection(mockstatus):
     """Pipelined requests: each reply starts exactly where the previous one ended."""
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(b"".join(request_bytes(f"/status/{code}") for code in EXPECTED))
         stream = sock.makefile("rb")
         for code, line in EXPECTED.items():

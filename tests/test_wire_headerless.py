@@ -7,7 +7,6 @@ Headers"): "源站没有返回响应头部，只返回实体内容".
 from __future__ import annotations
 
 import pytest
-
 from wire import connect, read_to_end, request_bytes
 
 CUSTOM = {
@@ -18,10 +17,10 @@ CUSTOM = {
 }
 
 
-def test_600_is_exactly_the_catalog_body_then_close(live):
-    body = live.catalog.get(600).body
+def test_600_is_exactly_the_catalog_body_then_close(mockstatus):
+    body = mockstatus.catalog.get(600).body
     assert body == "源站没有返回响应头部，只返回实体内容\n"
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes("/status/600"))
         data, how = read_to_end(sock)
     assert data == body.encode("utf-8")  # no status line, no header, nothing else
@@ -33,57 +32,57 @@ def test_600_is_exactly_the_catalog_body_then_close(live):
     [{}, {"Accept": "application/json"}, {"Accept": "text/html"}, {"Accept-Language": "zh"}],
     ids=["plain", "accept-json", "accept-html", "accept-zh"],
 )
-def test_600_body_does_not_depend_on_negotiation(live, headers):
-    with connect(live) as sock:
+def test_600_body_does_not_depend_on_negotiation(mockstatus, headers):
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes("/status/600", headers=headers))
-        assert read_to_end(sock) == (live.catalog.get(600).body.encode(), "close")
+        assert read_to_end(sock) == (mockstatus.catalog.get(600).body.encode(), "close")
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "HEAD", "DELETE"])
-def test_600_for_every_method(live, method):
+def test_600_for_every_method(mockstatus, method):
     # HTTP/0.9 has no HEAD: without a head there is nothing to say "no body" with.
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes("/status/600", method=method, body=b"x" if method == "POST" else b""))
-        assert read_to_end(sock) == (live.catalog.get(600).body.encode(), "close")
+        assert read_to_end(sock) == (mockstatus.catalog.get(600).body.encode(), "close")
 
 
-def test_600_to_an_http10_client(live):
-    with connect(live) as sock:
+def test_600_to_an_http10_client(mockstatus):
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes("/status/600", version="1.0"))
-        assert read_to_end(sock) == (live.catalog.get(600).body.encode(), "close")
+        assert read_to_end(sock) == (mockstatus.catalog.get(600).body.encode(), "close")
 
 
-def test_600_closes_so_a_second_request_on_the_socket_gets_nothing(live):
-    with connect(live) as sock:
+def test_600_closes_so_a_second_request_on_the_socket_gets_nothing(mockstatus):
+    with connect(mockstatus) as sock:
         # Two requests in one packet: only the first is answered, then the connection ends.
         sock.sendall(request_bytes("/status/600") + request_bytes("/status/200"))
         data, how = read_to_end(sock)
-    assert data == live.catalog.get(600).body.encode()
+    assert data == mockstatus.catalog.get(600).body.encode()
     assert b"HTTP/1.1" not in data and how == "close"
 
 
-def test_600_body_option_replaces_the_bytes(live):
-    with connect(live) as sock:
+def test_600_body_option_replaces_the_bytes(mockstatus):
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes("/status/600?body=raw%20only"))
         assert read_to_end(sock) == (b"raw only", "close")
 
 
-def test_600_after_an_interim_response(live):
-    with connect(live) as sock:
+def test_600_after_an_interim_response(mockstatus):
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes("/status/100?then=600"))
         data, how = read_to_end(sock)
-    assert data == b"HTTP/1.1 100 Continue\r\n\r\n" + live.catalog.get(600).body.encode()
+    assert data == b"HTTP/1.1 100 Continue\r\n\r\n" + mockstatus.catalog.get(600).body.encode()
     assert how == "close"
 
 
-def test_600_in_a_sequence(live):
-    with connect(live) as sock:
+def test_600_in_a_sequence(mockstatus):
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes("/sequence/headerless/600,200"))
-        assert read_to_end(sock) == (live.catalog.get(600).body.encode(), "close")
+        assert read_to_end(sock) == (mockstatus.catalog.get(600).body.encode(), "close")
 
 
-def test_custom_code_with_kind_headerless_from_a_config_overlay(make_live):
-    server = make_live(CUSTOM)
+def test_custom_code_with_kind_headerless_from_a_config_overlay(make_mockstatus):
+    server = make_mockstatus(CUSTOM)
     assert server.catalog.get(799).kind == "headerless"
     with connect(server) as sock:
         sock.sendall(request_bytes("/status/799"))
@@ -95,8 +94,8 @@ def test_custom_code_with_kind_headerless_from_a_config_overlay(make_live):
     assert [e["status"] for e in server.requests()] == [799, 798]
 
 
-def test_overlay_can_turn_600_into_a_normal_reply(make_live):
-    server = make_live({"codes": {600: {"kind": "normal"}}})
+def test_overlay_can_turn_600_into_a_normal_reply(make_mockstatus):
+    server = make_mockstatus({"codes": {600: {"kind": "normal"}}})
     with connect(server) as sock:
         sock.sendall(request_bytes("/status/600", headers={"Connection": "close"}))
         data, _ = read_to_end(sock)

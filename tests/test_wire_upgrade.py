@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 import websockets.exceptions
 import websockets.sync.client
+from wire import connect, read_exactly, read_head, read_response, read_until_close, request_bytes
 
 from mockstatus.heads import SERVER
 from mockstatus.wire import ECHO_HIGH_WATER
-from wire import connect, read_exactly, read_head, read_response, read_until_close, request_bytes
 
 MESSAGES = ["hello", "", "héllo wörld ✓", "x" * 70_000]
 BINARY = [b"\x00\x01\x02\xff", b"", os.urandom(70_000)]
@@ -51,10 +51,10 @@ def journal(server, tag: str, want: int = 1, timeout: float = 3.0) -> list[dict]
 # --- WebSocket (RFC 6455) ---------------------------------------------------------
 
 
-async def test_websocket_echo_with_aiohttp_client(live):
+async def test_websocket_echo_with_aiohttp_client(mockstatus):
     path, tag = tagged()
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(live.url(path)) as ws:
+        async with session.ws_connect(mockstatus.url(path)) as ws:
             for text in MESSAGES:
                 await ws.send_str(text)
                 message = await ws.receive(timeout=5)
@@ -65,12 +65,12 @@ async def test_websocket_echo_with_aiohttp_client(live):
                 assert (message.type, message.data) == (aiohttp.WSMsgType.BINARY, data)
             assert await ws.close() is True
             assert ws.close_code == aiohttp.WSCloseCode.OK  # the server answered our close frame
-    entries = await asyncio.to_thread(journal, live, tag)
+    entries = await asyncio.to_thread(journal, mockstatus, tag)
     assert [(entry["status"], entry["client_gone"]) for entry in entries] == [(101, False)]
 
 
-def test_websocket_echo_with_the_websockets_library(live):
-    with websockets.sync.client.connect(ws_url(live), max_size=None) as ws:
+def test_websocket_echo_with_the_websockets_library(mockstatus):
+    with websockets.sync.client.connect(ws_url(mockstatus), max_size=None) as ws:
         assert ws.response.status_code == 101
         assert ws.response.headers["Upgrade"].lower() == "websocket"
         for text in MESSAGES:
@@ -87,8 +87,8 @@ def test_websocket_echo_with_the_websockets_library(live):
             ws.recv(timeout=1)
 
 
-def test_websocket_through_a_sequence_step(live):
-    with websockets.sync.client.connect(ws_url(live, "/sequence/ws/101,200")) as ws:
+def test_websocket_through_a_sequence_step(mockstatus):
+    with websockets.sync.client.connect(ws_url(mockstatus, "/sequence/ws/101,200")) as ws:
         ws.send("step one")
         assert ws.recv(timeout=5) == "step one"
 
@@ -110,9 +110,9 @@ KEY = base64.b64encode(b"0123456789abcdef").decode()
     ],
     ids=["bad/no-key", "bad/short-key", "bad/15-byte-key", "bad/version-8", "bad/no-version", "bad/no-connection", "bad/post"],
 )  # fmt: skip
-def test_invalid_websocket_handshake_gets_4xx_naming_the_problem(live, method, headers, status, named):
+def test_invalid_websocket_handshake_gets_4xx_naming_the_problem(mockstatus, method, headers, status, named):
     path, tag = tagged()
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes(path, method=method, headers=headers))
         head, body = read_response(sock)
     reason = {400: "Bad Request", 426: "Upgrade Required"}[status]
@@ -123,12 +123,12 @@ def test_invalid_websocket_handshake_gets_4xx_naming_the_problem(live, method, h
     assert "Sec-WebSocket-Version: 13" in text and "RFC 6455" in text  # ... and what is expected
     if status == 426:  # RFC 6455 §4.4: say which version we speak
         assert b"\r\nSec-WebSocket-Version: 13\r\n" in head
-    assert [entry["status"] for entry in journal(live, tag)] == [status]
+    assert [entry["status"] for entry in journal(mockstatus, tag)] == [status]
 
 
-def test_valid_handshake_over_raw_socket_switches(live):
+def test_valid_handshake_over_raw_socket_switches(mockstatus):
     headers = {**WS_HEADERS, "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes("/status/101", headers=headers))
         head = read_head(sock)
     assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
@@ -145,10 +145,10 @@ def upgrade_request(token: str | None, path: str = "/status/101") -> bytes:
 
 
 @pytest.mark.parametrize("token", ["X", "foo", "h2c", "TLS/1.2", "IRC/6.9"], ids=lambda t: f"upgrade/{t}")
-def test_raw_upgrade_switches_and_echoes_bytes(live, token):
+def test_raw_upgrade_switches_and_echoes_bytes(mockstatus, token):
     payloads = [b"hello", bytes(range(256)), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\r\n\r\n", os.urandom(100_000)]
     path, tag = tagged()
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(upgrade_request(token, path))
         assert read_exactly(sock, len(switched(token))) == switched(token)
         for payload in payloads:  # echoed as bytes: nothing is parsed as HTTP any more
@@ -156,45 +156,45 @@ def test_raw_upgrade_switches_and_echoes_bytes(live, token):
             assert read_exactly(sock, len(payload)) == payload
         sock.shutdown(socket.SHUT_WR)
         assert read_until_close(sock) == b""  # the client closed: so does the server
-    assert [(e["status"], e["client_gone"]) for e in journal(live, tag)] == [(101, False)]
+    assert [(e["status"], e["client_gone"]) for e in journal(mockstatus, tag)] == [(101, False)]
 
 
-def test_raw_upgrade_takes_the_first_protocol_listed(live):
-    with connect(live) as sock:
+def test_raw_upgrade_takes_the_first_protocol_listed(mockstatus):
+    with connect(mockstatus) as sock:
         sock.sendall(upgrade_request("foo/2, bar"))
         assert read_head(sock) == switched("foo/2")
 
 
-def test_raw_upgrade_bad_token_gets_400(live):
-    with connect(live) as sock:
+def test_raw_upgrade_bad_token_gets_400(mockstatus):
+    with connect(mockstatus) as sock:
         sock.sendall(upgrade_request("foo bar"))
         head, body = read_response(sock)
     assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"'foo bar'" in body and b"protocol name" in body
 
 
-def test_bytes_sent_in_the_same_packet_as_the_upgrade_request_are_echoed(live):
+def test_bytes_sent_in_the_same_packet_as_the_upgrade_request_are_echoed(mockstatus):
     """aiohttp's parser drops the rest of a read after a non-WebSocket upgrade
     request; WireRequestHandler keeps it (RFC 9110 §7.8 allows sending it)."""
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         early = b"early bytes\r\n\r\nGET / HTTP/1.1\r\n\r\n"
         sock.sendall(upgrade_request("foo") + early)
         assert read_exactly(sock, len(switched("foo")) + len(early)) == switched("foo") + early
 
 
-def test_bytes_behind_an_upgrade_request_split_across_packets(live):
+def test_bytes_behind_an_upgrade_request_split_across_packets(mockstatus):
     raw = upgrade_request("foo") + b"early"
     cut = raw.index(b"\r\n\r\n") + 2  # the blank line straddles two packets
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(raw[:cut])
         time.sleep(0.05)
         sock.sendall(raw[cut:])
         assert read_exactly(sock, len(switched("foo")) + 5) == switched("foo") + b"early"
 
 
-def test_request_pipelined_behind_a_declined_upgrade_is_answered(live):
+def test_request_pipelined_behind_a_declined_upgrade_is_answered(mockstatus):
     """/status/200 declines `Upgrade: foo`; the request behind it in the same packet still gets its reply."""
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(upgrade_request("foo", "/status/200") + request_bytes("/status/201"))
         first, body1 = read_response(sock, timeout=2)
         second, body2 = read_response(sock, timeout=2)
@@ -202,25 +202,25 @@ def test_request_pipelined_behind_a_declined_upgrade_is_answered(live):
     assert second.startswith(b"HTTP/1.1 201 Created\r\n") and body2 == b"201 Created\n"
 
 
-def test_no_upgrade_header_uses_the_catalogs_default_token(live):
-    token = live.catalog.get(101).header("Upgrade")
+def test_no_upgrade_header_uses_the_catalogs_default_token(mockstatus):
+    token = mockstatus.catalog.get(101).header("Upgrade")
     assert token  # the catalog names one
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(upgrade_request(None))
         assert read_head(sock) == switched(token)
         sock.sendall(b"ping")
         assert read_exactly(sock, 4) == b"ping"
 
 
-def test_default_token_comes_from_a_config_overlay(make_live):
-    server = make_live({"codes": {101: {"headers": {"Upgrade": "my-proto/1"}}}})
+def test_default_token_comes_from_a_config_overlay(make_mockstatus):
+    server = make_mockstatus({"codes": {101: {"headers": {"Upgrade": "my-proto/1"}}}})
     with connect(server) as sock:
         sock.sendall(upgrade_request(None))
         assert read_head(sock) == switched("my-proto/1")
 
 
-def test_custom_code_with_kind_upgrade(make_live):
-    server = make_live({"codes": {299: {"reason": "Switch Here", "kind": "upgrade"}}})
+def test_custom_code_with_kind_upgrade(make_mockstatus):
+    server = make_mockstatus({"codes": {299: {"reason": "Switch Here", "kind": "upgrade"}}})
     with connect(server) as sock:
         sock.sendall(upgrade_request("foo", "/status/299"))
         assert read_head(sock) == switched("foo")
@@ -228,8 +228,8 @@ def test_custom_code_with_kind_upgrade(make_live):
         assert read_exactly(sock, 5) == b"echo?"
 
 
-def test_idle_raw_connection_is_closed_after_the_idle_timeout(make_live):
-    server = make_live(upgrade_idle_timeout=0.2)
+def test_idle_raw_connection_is_closed_after_the_idle_timeout(make_mockstatus):
+    server = make_mockstatus(upgrade_idle_timeout=0.2)
     with connect(server) as sock:
         sock.sendall(upgrade_request("foo"))
         assert read_head(sock) == switched("foo")
@@ -244,28 +244,28 @@ def test_idle_raw_connection_is_closed_after_the_idle_timeout(make_live):
     assert [entry["status"] for entry in journal(server, "")] == [101]
 
 
-def test_http10_upgrade_is_refused(live):
+def test_http10_upgrade_is_refused(mockstatus):
     path, tag = tagged()
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes(path, version="1.0", headers={"Upgrade": "foo", "Connection": "Upgrade"}))
         data = read_until_close(sock)
     assert data.startswith(b"HTTP/1.0 400 Bad Request\r\n")
     assert data.endswith(b"101 Switching Protocols needs an HTTP/1.1 request\n")
-    assert [entry["status"] for entry in journal(live, tag)] == [400]
+    assert [entry["status"] for entry in journal(mockstatus, tag)] == [400]
 
 
-def test_other_paths_ignore_upgrade_and_keep_alive(live):
-    with connect(live) as sock:
+def test_other_paths_ignore_upgrade_and_keep_alive(mockstatus):
+    with connect(mockstatus) as sock:
         sock.sendall(upgrade_request("foo", "/status/204"))
         assert read_head(sock).startswith(b"HTTP/1.1 204 No Content\r\n")
         sock.sendall(request_bytes("/status/200"))
         assert read_response(sock)[1] == b"200 OK\n"
 
 
-def test_echo_to_a_client_that_does_not_read_stays_bounded(live):
+def test_echo_to_a_client_that_does_not_read_stays_bounded(mockstatus):
     """The echo stops reading while ~1 MiB waits for the client, then carries on."""
     payload = os.urandom(8 << 20)
-    with connect(live, timeout=20) as sock:
+    with connect(mockstatus, timeout=20) as sock:
         sock.sendall(upgrade_request("foo"))
         assert read_head(sock) == switched("foo")
         sender = threading.Thread(target=sock.sendall, args=(payload,), daemon=True)
@@ -273,17 +273,19 @@ def test_echo_to_a_client_that_does_not_read_stays_bounded(live):
         time.sleep(0.3)  # the client reads nothing for a while
 
         def queued():
-            return [c.transport.get_write_buffer_size() for c in live._server.runner.server.connections if c.transport]
+            return [
+                c.transport.get_write_buffer_size() for c in mockstatus._server.runner.server.connections if c.transport
+            ]
 
-        assert max(live.call(queued)) <= ECHO_HIGH_WATER + (1 << 18)  # bounded: not the 8 MiB sent
+        assert max(mockstatus.call(queued)) <= ECHO_HIGH_WATER + (1 << 18)  # bounded: not the 8 MiB sent
         assert read_exactly(sock, len(payload), timeout=20) == payload  # then every byte comes back
         sender.join(5)
         assert not sender.is_alive()
 
 
-def test_upgrade_behind_a_pipelined_request_keeps_its_bytes(live):
+def test_upgrade_behind_a_pipelined_request_keeps_its_bytes(mockstatus):
     """Two requests and the first raw bytes in one packet: a reply, the switch, the echo."""
-    with connect(live) as sock:
+    with connect(mockstatus) as sock:
         sock.sendall(request_bytes("/status/204") + upgrade_request("foo") + b"early")
         assert read_head(sock).startswith(b"HTTP/1.1 204 No Content\r\n")
         assert read_exactly(sock, len(switched("foo")) + 5) == switched("foo") + b"early"
