@@ -532,8 +532,11 @@ def test_delayed_requests_do_not_block_others(mockstatus):
     try:
         for _ in range(200):
             sock = connect(mockstatus)
+            # The clock starts before the send: the server may read the head (and
+            # start the delay) before sendall() returns to this thread.
+            sent = time.monotonic()
             sock.sendall(request_bytes("/status/200?delay=300ms"))
-            waiting.append((sock, time.monotonic()))
+            waiting.append((sock, sent))
         with connect(mockstatus) as fast:
             fast.sendall(request_bytes("/status/200"))
             head, _ = read_response(fast)
