@@ -210,13 +210,9 @@ def parse_head(head: bytes, limits: Limits) -> Head:
     line = head if end < 0 else head[:end]
     try:
         method, target, version = parse_request_line(line, limits)
-    except Refusal as refusal:
-        refusal.method = line.split(b" ", 1)[0]  # a HEAD request's refusal has no body
-        raise
-    try:
         return _parse_fields(method, target, version, head[end:] if end >= 0 else b"", limits)
     except Refusal as refusal:
-        refusal.method = method  # a HEAD request's refusal has no body (RFC 9110 §9.3.2)
+        refusal.method = line.split(b" ", 1)[0]  # a HEAD request's refusal has no body (RFC 9110 §9.3.2)
         raise
 
 

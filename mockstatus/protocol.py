@@ -215,8 +215,15 @@ class Connection(asyncio.Protocol):
                     self._refuse(refusal)
                     return
                 if not (head.length or head.chunked or head.upgrade or head.close or head.padded):
-                    self._forward_head(data)
+                    self._request_started()
+                    self.inner.data_received(data)
                     return
+                # One whole head that needs more than forwarding: framed from here,
+                # without parsing it a second time in _frame.
+                forwarded = TRAILING_OWS.sub(b"\r\n", data) if head.padded else data
+                self._head_complete(head)
+                self.inner.data_received(forwarded)
+                return
         if state is State.DETACHED:
             if self.receiver is not None:
                 self.receiver(data)
@@ -326,17 +333,14 @@ class Connection(asyncio.Protocol):
                 )
             cr = chunk.find(b"\r", cr + 1)
 
-    def _forward_head(self, data: bytes) -> None:
-        """The common case: one whole head, no body: forward it as it came."""
+    def _request_started(self) -> None:
+        """A head goes to aiohttp: one more reply pending, arriving now."""
         self.pending += 1
         self.arrivals.append(time.monotonic())
         self.replied = False
-        self.inner.data_received(data)
 
     def _head_complete(self, head) -> None:
-        self.pending += 1
-        self.arrivals.append(time.monotonic())
-        self.replied = False
+        self._request_started()
         if head.close:
             self.close_after = True
         if head.chunked or head.length:

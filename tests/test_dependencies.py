@@ -41,14 +41,16 @@ def fake_aiohttp_metadata(where: Path, version: str) -> Path:
     return where
 
 
+def serve_beside(path: Path) -> subprocess.CompletedProcess:
+    """``mockstatus serve`` with ``path`` first on sys.path (where the fake metadata is)."""
+    code = f"import sys; sys.path.insert(0, {str(path)!r}); from mockstatus.cli import main; sys.exit(main(['serve', '--port', '0']))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+
+
 def test_serve_with_an_aiohttp_below_the_floor_is_one_line_and_exit_2(tmp_path):
     floor = ".".join(map(str, aiohttp_range()[0]))
     old = "3.9.5" if floor != "3.9.5" else "3.8.6"
-    path = fake_aiohttp_metadata(tmp_path, old)
-    done = subprocess.run(
-        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(path)!r}); from mockstatus.cli import main; sys.exit(main(['serve', '--port', '0']))"],
-        capture_output=True, text=True, timeout=20,
-    )  # fmt: skip
+    done = serve_beside(fake_aiohttp_metadata(tmp_path, old))
     assert done.returncode == 2, done
     assert done.stdout == ""
     lines = done.stderr.splitlines()
@@ -58,9 +60,5 @@ def test_serve_with_an_aiohttp_below_the_floor_is_one_line_and_exit_2(tmp_path):
 
 
 def test_serve_with_the_next_major_is_refused_too(tmp_path):
-    path = fake_aiohttp_metadata(tmp_path, "4.0.0")
-    done = subprocess.run(
-        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(path)!r}); from mockstatus.cli import main; sys.exit(main(['serve', '--port', '0']))"],
-        capture_output=True, text=True, timeout=20,
-    )  # fmt: skip
+    done = serve_beside(fake_aiohttp_metadata(tmp_path, "4.0.0"))
     assert done.returncode == 2 and "aiohttp 4.0.0 is installed" in done.stderr and len(done.stderr.splitlines()) == 1
