@@ -40,6 +40,9 @@ VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
 VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 # One field line: name ":" OWS value OWS (RFC 9112 §5); no space before the colon.
 FIELD = re.compile(rb"([" + TCHAR + rb"]+):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*")
+# Every field line of a head at once (each one FIELD), so a well-formed head is
+# checked in one pass; a refused one is then diagnosed line by line.
+FIELD_LINES = re.compile(rb"(?:\r\n[" + TCHAR + rb"]+:[\t\x20-\x7e\x80-\xff]*)*")
 # The fields that frame a request or change the connection, found in one pass.
 FRAMING_FIELDS = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection|upgrade|host|expect)[ \t]*:[ \t]*([^\r]*?)[ \t]*(?=\r\n|\Z)",
@@ -223,11 +226,13 @@ def _parse_fields(method: bytes, target: bytes, version: tuple[int, int], fields
             f"{count} header fields: at most {limits.max_fields} header fields "
             "(a limit of this server: raise it with --max-headers)"
         )
-    # One pass in C for the common case; a refused head is diagnosed line by line.
-    for field in fields.split(b"\r\n")[1:]:
-        matched = FIELD.fullmatch(field)
-        if matched is None or len(matched.group(2)) > limits.max_field:
-            raise _bad_field(field, limits)
+    # One pass in C for the common case (a head shorter than one field's limit
+    # cannot have a value over it); a refused head is diagnosed line by line.
+    if len(fields) > limits.max_field or FIELD_LINES.fullmatch(fields) is None:
+        for field in fields.split(b"\r\n")[1:]:
+            matched = FIELD.fullmatch(field)
+            if matched is None or len(matched.group(2)) > limits.max_field:
+                raise _bad_field(field, limits)
     if not target.startswith(b"/") and not target.startswith((b"http://", b"https://")):
         # CONNECT host:port (authority-form) and OPTIONS * (asterisk-form) name no path.
         raise Refusal(

@@ -61,6 +61,8 @@ class State(enum.Enum):
 
 
 WAITING = (State.IDLE, State.HEAD)
+PLAIN_HEADS = 256  # heads remembered as checked, per listener
+PLAIN_HEAD_MAX = 2048  # longer heads are checked every time
 PAUSED_BY_AIOHTTP = 1
 PAUSED_BY_LAYER = 2
 ARRIVED = web.RequestKey("mockstatus.arrived", float) if hasattr(web, "RequestKey") else "mockstatus.arrived"
@@ -145,7 +147,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "listener", "inner", "view", "transport", "state", "buffer", "body_left", "chunked",
         "pending", "arrivals", "deadline", "timer", "paused_by", "held", "refusal",
-        "receiver", "close_after", "replied", "linger", "refuse_at",
+        "receiver", "close_after", "replied", "linger", "refuse_at", "last_begun",
     )  # fmt: skip
 
     def __init__(self, listener: Listener) -> None:
@@ -171,6 +173,7 @@ class Connection(asyncio.Protocol):
         self.close_after = False  # close once the replies pending are done
         self.replied = False  # aiohttp wrote part of a reply since the last head
         self.linger: asyncio.TimerHandle | None = None
+        self.last_begun: web.BaseRequest | None = None  # the request a handler started on last
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -206,8 +209,17 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         state = self.state
-        if state is State.IDLE and not self.pending and self.refusal is None:
-            # The common read: one whole head with no body, nothing pending.
+        if state is State.IDLE and self.refusal is None:
+            # The common read: one whole head with no body.  Replies still pending
+            # are no reason to frame it slowly: aiohttp answers pipelined requests
+            # in order, and a client that got a reply may send the next request
+            # before the reply's task has finished.
+            if data in self.listener.plain_heads:
+                # The same bytes as a head already checked and found plain (a client
+                # repeats its head from request to request): forwarded as they are.
+                self._request_started()
+                self.inner.data_received(data)
+                return
             if data.endswith(b"\r\n\r\n") and data.find(b"\r\n\r\n") == len(data) - 4 and data[:1] != b"\r":
                 try:
                     head = parse_head(data[:-4], self.listener.limits)
@@ -215,6 +227,7 @@ class Connection(asyncio.Protocol):
                     self._refuse(refusal)
                     return
                 if not (head.length or head.chunked or head.upgrade or head.close or head.padded):
+                    self.listener.remember_plain(data)
                     self._request_started()
                     self.inner.data_received(data)
                     return
@@ -364,10 +377,11 @@ class Connection(asyncio.Protocol):
 
     def begin(self, request: web.BaseRequest) -> None:
         """A handler starts on the next pending request: note its arrival, watch its end."""
-        if ARRIVED in request:
-            return
+        if request is self.last_begun:
+            return  # the expect handler began it, before the middlewares
+        self.last_begun = request
         request[ARRIVED] = self.arrivals.pop(0) if self.arrivals else time.monotonic()
-        task = asyncio.current_task()
+        task = asyncio.current_task(self.listener.loop)
         if task is not None:
             task.add_done_callback(self._reply_done)
 
@@ -408,6 +422,8 @@ class Connection(asyncio.Protocol):
 
     def _reply_done(self, task) -> None:
         self.pending -= 1
+        if not self.pending:
+            self.last_begun = None  # no handler can be between its expect handler and the middlewares
         if self.refusal is not None and self.pending <= self.refuse_at:
             self._send_refusal()
             return
@@ -609,6 +625,17 @@ class Listener:
         self.max_connections = max_connections
         self.connections: set[Connection] = set()
         self.loop = asyncio.get_running_loop()
+        # Whole heads (blank line included) that parse_head accepted and that need
+        # nothing but forwarding: parsing is a pure function of the bytes and the
+        # limits, so a repeated head is not parsed again.  Bounded in count and size.
+        self.plain_heads: set[bytes] = set()
+
+    def remember_plain(self, head: bytes) -> None:
+        if len(head) > PLAIN_HEAD_MAX:
+            return
+        if len(self.plain_heads) >= PLAIN_HEADS:
+            self.plain_heads.clear()
+        self.plain_heads.add(head)
 
     def __call__(self) -> asyncio.Protocol:
         if self.max_connections and len(self.connections) >= self.max_connections:

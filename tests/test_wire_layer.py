@@ -153,3 +153,22 @@ def test_the_parser_in_use_is_the_one_the_environment_asks_for():
 
     pure = os.environ.get("AIOHTTP_NO_EXTENSIONS", "") not in ("", "0")
     assert (http_parser.HttpRequestParser is http_parser.HttpRequestParserPy) == pure
+
+
+def test_a_repeated_head_is_answered_like_the_first_each_time_it_is_sent(make_mockstatus):
+    """A head sent again byte for byte (as clients do) gets the same answer every time,
+    alone or behind replies still pending, and a refused head is refused every time."""
+    server = make_mockstatus()
+    plain = request_bytes("/status/203")
+    refused = b"GET /status/200 HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n"
+    with connect(server) as sock:
+        for _ in range(3):
+            sock.sendall(plain)
+            assert read_replies(sock, 1) == [b"HTTP/1.1 203 Non-Authoritative Information"]
+        sock.sendall(plain * 5)  # each one read while the one before may still be pending
+        assert read_replies(sock, 5) == [b"HTTP/1.1 203 Non-Authoritative Information"] * 5
+    for _ in range(2):
+        with connect(server) as sock:
+            sock.sendall(refused)
+            head, _ = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 400 ")
