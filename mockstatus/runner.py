@@ -29,9 +29,11 @@ from .catalog import Catalog
 from .framing import Limits
 from .protocol import Listener, connection_limit
 from .server import STATE, access_log
-from .settings import Config, Settings, resolve, server_url, url_host
+from .journal import parse_filters
+from .settings import Config, Settings, connect_host, resolve, server_url
 
 KEEPALIVE_BACKSTOP = 3600.0  # seconds
+WAIT_POLL = 0.01  # seconds between journal reads in wait_for_requests
 SHUTDOWN_SLACK = 0.5  # seconds aiohttp's shutdown waits beyond --shutdown-grace, see start()
 
 
@@ -263,9 +265,10 @@ class ThreadServer:
 
     @property
     def host(self) -> str:
-        """The host part of ``base_url`` (an IPv6 address in brackets)."""
+        """The address to connect to, bare (``::1``, not ``[::1]``): what
+        ``socket.create_connection((server.host, server.port))`` takes."""
         assert self._server is not None
-        return url_host(self._server.host)
+        return connect_host(self._server.host)
 
     @property
     def port(self) -> int:
@@ -299,8 +302,36 @@ class ThreadServer:
         self.call(self.state.reset)
 
     def requests(self, **filters: Any) -> list[dict[str, Any]]:
-        """The journal as dicts, filtered like ``GET /__mockstatus/requests``."""
-        return self.call(lambda: [entry.as_json() for entry in self.state.journal.query(**filters)])
+        """The journal as dicts, filtered like ``GET /__mockstatus/requests``
+        (``path``, ``method``, ``sequence``, ``since``, ``status``)."""
+        try:
+            checked = parse_filters(filters)
+        except ValueError as exc:
+            # Raised here, in the caller's thread, so the test's own line shows.
+            raise TypeError(f"requests(): {exc}") from None
+        return self.call(lambda: [entry.as_json() for entry in self.state.journal.query(**checked)])
+
+    def wait_for_requests(self, count: int = 1, timeout: float = 5.0, **filters: Any) -> list[dict[str, Any]]:
+        """The journal entries matching ``filters`` once at least ``count`` have
+        arrived (a request a background client makes); AssertionError naming
+        what did arrive after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.requests(**filters)
+            if len(found) >= count:
+                return found
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(WAIT_POLL)
+        arrived = self.requests()
+        lines = "".join(
+            f"\n  {e['method']} {e['path']}{'?' + e['query'] if e['query'] else ''} -> {e['status']}" for e in arrived
+        )
+        wanted = ", ".join(f"{name}={value!r}" for name, value in filters.items()) or "any"
+        raise AssertionError(
+            f"waited {timeout:g}s for {count} request(s) matching {wanted}; {len(found)} matched, "
+            f"{len(arrived)} in the journal:{lines or ' none'}"
+        )
 
 
 def serve_in_thread(

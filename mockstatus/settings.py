@@ -170,6 +170,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("log_format", _choice("text", "json"), "text", "log line format: text or json"),
     Setting("access_log", _bool, False, "log every request (off by default for speed)", "switch"),
+    Setting(
+        "strict_options",
+        _bool,
+        False,
+        "answer 400 to every query parameter and X-Mockstatus-* header that is not an option",
+        "switch",
+    ),
 )
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -203,6 +210,7 @@ class Settings:
     body_timeout: float = _default("body_timeout")
     log_format: str = _default("log_format")
     access_log: bool = _default("access_log")
+    strict_options: bool = _default("strict_options")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -278,14 +286,22 @@ def resolve(
     return settings, catalog
 
 
-def url_host(host: str) -> str:
-    """The host part of a URL that reaches a server listening on ``host``.
+def connect_host(host: str) -> str:
+    """The address that reaches a server listening on ``host``, bare.
 
-    A wildcard address (0.0.0.0, ::) is reached on loopback; an IPv6 address
-    goes in brackets (RFC 3986 §3.2.2).
+    A wildcard address (0.0.0.0, ::) is reached on loopback.
     """
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def url_host(host: str) -> str:
+    """The host part of a URL that reaches a server listening on ``host``:
+    an IPv6 address goes in brackets (RFC 3986 §3.2.2)."""
+    host = connect_host(host)
     return f"[{host}]" if ":" in host else host
 
 

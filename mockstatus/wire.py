@@ -174,13 +174,22 @@ class _Echo:
         self.transport.resume_reading()
 
 
+def _upgrade_head(token: str) -> bytes:
+    return raw_head(101, "Switching Protocols", (("Connection", "Upgrade"), ("Upgrade", token), ("Server", SERVER)))
+
+
+def send_unasked_upgrade(request: web.BaseRequest, token: str) -> None:
+    """A 101 to a request without ``Upgrade``, then close: nothing was agreed to speak next."""
+    transport = _transport(request)
+    transport.write(_upgrade_head(token))
+    transport.close()
+
+
 async def send_raw_upgrade(request: web.BaseRequest, token: str, idle: float) -> None:
     """101 with Connection/Upgrade (RFC 9110 §7.8), then a raw byte echo."""
     connection = connection_of(request)
     transport = connection.detach()
-    transport.write(
-        raw_head(101, "Switching Protocols", (("Connection", "Upgrade"), ("Upgrade", token), ("Server", SERVER)))
-    )
+    transport.write(_upgrade_head(token))
     echo = _Echo(transport, idle)
     connection.receiver = echo.feed
     held = connection.take_held()
