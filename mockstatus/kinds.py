@@ -190,7 +190,12 @@ async def _headerless(reply: Reply) -> web.StreamResponse:
 
 async def _fault(reply: Reply) -> web.StreamResponse:
     """A broken exchange on purpose; ``wire.send_fault`` says how each one breaks."""
-    send_fault(reply.request, reply.kind.name, reply.prepared(), reply.asked.options.random())
+    # The fault breaks the reply that was asked for: its body (body=, a header's,
+    # the catalog's) and its headers (location=, header=, ...), not the default one.
+    options, prepared = reply.asked.options, reply.prepared()
+    headers = response_headers(prepared, options, reply.extra)
+    body = response_body(prepared, options)
+    send_fault(reply.request, reply.kind.name, reply.info, headers, body, options.random())
     return AlreadySent(reply.info.code, reply.info.reason)
 
 

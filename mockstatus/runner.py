@@ -27,9 +27,9 @@ from aiohttp.abc import AbstractAccessLogger
 from .app import make_app
 from .catalog import Catalog
 from .framing import Limits
+from .journal import parse_filters
 from .protocol import Listener, connection_limit
 from .server import STATE, access_log
-from .journal import parse_filters
 from .settings import Config, Settings, connect_host, resolve, server_url
 
 KEEPALIVE_BACKSTOP = 3600.0  # seconds

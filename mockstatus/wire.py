@@ -17,8 +17,9 @@ import socket
 import struct
 
 from aiohttp import web
+from multidict import CIMultiDict
 
-from .bodies import Prepared
+from .catalog import StatusInfo
 from .heads import SERVER, http_date, raw_head
 from .protocol import connection_of
 
@@ -70,10 +71,15 @@ def send_headerless(request: web.BaseRequest, body: bytes) -> None:
     transport.close()
 
 
-def send_fault(request: web.BaseRequest, fault: str, prepared: Prepared, rng: random.Random) -> None:
-    """Break the exchange on purpose: each fault is a different client error."""
+def send_fault(
+    request: web.BaseRequest, fault: str, info: StatusInfo, headers: CIMultiDict, body: bytes | None, rng: random.Random
+) -> None:
+    """Break the exchange on purpose: each fault is a different client error.
+
+    ``headers`` and ``body`` are the reply as asked for; a fault that sends a
+    head sends these headers, and the body it cuts or sends is this one.
+    """
     transport = _transport(request)
-    info = prepared.info
     if fault == "reset":
         # SO_LINGER with a zero timeout turns close() into an RST (WireMock's
         # CONNECTION_RESET_BY_PEER does the same).
@@ -90,7 +96,7 @@ def send_fault(request: web.BaseRequest, fault: str, prepared: Prepared, rng: ra
         transport.write(bytes(rng.randrange(0x80, 0x100) for _ in range(64)))
         transport.close()
         return
-    body = prepared.body or b""
+    body = body or b""
     if fault == "malformed":
         transport.write(
             f"HTTP/1.1 {info.code} {info.reason}\r\n".encode("latin-1", "replace")
@@ -98,18 +104,18 @@ def send_fault(request: web.BaseRequest, fault: str, prepared: Prepared, rng: ra
         )
         transport.close()
         return
-    headers = [(k, v) for k, v in prepared.headers.items() if k.lower() != "content-length"]
-    headers.append(("Date", http_date()))
+    head = [(k, v) for k, v in headers.items() if k.lower() != "content-length"]
+    head.append(("Date", http_date()))
     # A reply to HEAD has no body (RFC 9110 §9.3.2): body bytes after its head would
     # be read as the next response, a failure nobody asked for. HEAD gets the head.
     sent = b"" if request.method == "HEAD" else body
     if fault == "truncate":
-        headers.append(("Content-Length", str(len(body))))
-        transport.write(raw_head(info.code, info.reason, headers) + sent[: len(sent) // 2])
+        head.append(("Content-Length", str(len(body))))
+        transport.write(raw_head(info.code, info.reason, head) + sent[: len(sent) // 2])
     elif fault == "no-length":
         # RFC 9112 §6.3 rule 8: no length and no chunking means "read until close".
-        headers.append(("Connection", "close"))
-        transport.write(raw_head(info.code, info.reason, headers) + sent)
+        head.append(("Connection", "close"))
+        transport.write(raw_head(info.code, info.reason, head) + sent)
     else:  # pragma: no cover - options/catalog validation keeps this unreachable
         raise ValueError(fault)
     transport.close()
