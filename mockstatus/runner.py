@@ -168,10 +168,38 @@ async def start(
     return RunningServer(runner, app, settings.host, bound[1], server, listener)
 
 
+def listening_line(sockets) -> str:
+    """The start-up line: every address really listened on, and what a wildcard one means.
+
+    ``localhost`` may bind both 127.0.0.1 and ::1; 0.0.0.0 and :: listen on
+    every interface (asyncio sets IPV6_V6ONLY on an IPv6 socket, so :: is
+    IPv6 only unless the socket says otherwise).
+    """
+    urls, notes = [], []
+    for sock in sockets:
+        address, port = sock.getsockname()[:2]
+        urls.append(server_url_exact(address, port))
+        if address in ("0.0.0.0", "::"):
+            if sock.family == socket.AF_INET:
+                reach = "all IPv4 interfaces"
+            elif sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+                reach = "all IPv6 interfaces"
+            else:
+                reach = "all interfaces, IPv4 and IPv6"
+            notes.append(f"{reach}; from this machine: {server_url(address, port)}")
+    line = "mockstatus listening on " + " and ".join(urls)
+    return line + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def server_url_exact(address: str, port: int) -> str:
+    """The URL of an address as bound, a wildcard one included (http://0.0.0.0:8080)."""
+    return f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
+
+
 async def serve_forever(settings: Settings, catalog: Catalog) -> int:
     """Run until SIGTERM or SIGINT; let in-flight replies finish within the grace."""
     server = await start(settings, catalog)
-    print(f"mockstatus listening on {server.base_url}", flush=True)
+    print(listening_line(server.server.sockets), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
