@@ -507,3 +507,10 @@ def test_readme_serve_in_thread_snippet_runs():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert "'path': '/status/418'" in out.stdout and "'status': 418" in out.stdout
+
+
+def test_readme_wait_for_requests_snippet_runs(pytester):
+    journal = _readme_section().split("### The request journal", 1)[1].split("\n### ", 1)[0]
+    [snippet] = BLOCK.findall(journal)
+    pytester.makepyfile(snippet)
+    pytester.runpytest("-q").assert_outcomes(passed=1)
