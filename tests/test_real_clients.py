@@ -122,11 +122,14 @@ def test_httpx_client_with_a_base_url(mockstatus):
 
 
 async def test_aiohttp_client_with_a_base_url(mockstatus):
-    async with aiohttp.ClientSession(
-        base_url=mockstatus.url("/status/500/"), timeout=aiohttp.ClientTimeout(total=5)
-    ) as session:
-        async with session.get("items") as reply:
-            assert reply.status == 500
+    try:
+        session = aiohttp.ClientSession(base_url=mockstatus.url("/status/500/"), timeout=aiohttp.ClientTimeout(total=5))
+    except AssertionError:  # "Only absolute URLs without path part are supported"
+        pytest.skip(f"aiohttp {aiohttp.__version__} takes no path in base_url (later versions do)")
+    async with session, session.get("items") as reply:
+        assert reply.status == 500
+    async with aiohttp.ClientSession() as plain, plain.get(mockstatus.url("/status/500/items")) as reply:
+        assert reply.status == 500
 
 
 def test_fast_path_codes_and_lists_below_a_tail(mockstatus):
