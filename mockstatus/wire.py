@@ -180,14 +180,20 @@ class _Echo:
         self.transport.resume_reading()
 
 
-def _upgrade_head(token: str) -> bytes:
-    return raw_head(101, "Switching Protocols", (("Connection", "Upgrade"), ("Upgrade", token), ("Server", SERVER)))
+def _upgrade_head(token: str, connection: str = "Upgrade") -> bytes:
+    return raw_head(101, "Switching Protocols", (("Connection", connection), ("Upgrade", token), ("Server", SERVER)))
 
 
 def send_unasked_upgrade(request: web.BaseRequest, token: str) -> None:
-    """A 101 to a request without ``Upgrade``, then close: nothing was agreed to speak next."""
+    """A 101 to a request without ``Upgrade``, then close: nothing was agreed to speak next.
+
+    ``close`` joins ``upgrade`` in Connection (RFC 9112 §9.6: a server that
+    closes after a reply says so in it): a pooling client (urllib3, aiohttp)
+    otherwise puts the connection back and may send its next request on it
+    before the FIN arrives, and that request fails.
+    """
     transport = _transport(request)
-    transport.write(_upgrade_head(token))
+    transport.write(_upgrade_head(token, "Upgrade, close"))
     transport.close()
 
 

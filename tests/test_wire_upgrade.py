@@ -27,6 +27,11 @@ def switched(token: str) -> bytes:
     return f"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {token}\r\nServer: {SERVER}\r\n\r\n".encode()
 
 
+def unasked(token: str) -> bytes:
+    """The 101 to a request that asked for no switch: it says the connection closes."""
+    return switched(token).replace(b"Connection: Upgrade\r\n", b"Connection: Upgrade, close\r\n")
+
+
 def ws_url(server, path: str = "/status/101") -> str:
     return "ws" + server.url(path)[len("http") :]
 
@@ -208,7 +213,7 @@ def test_no_upgrade_header_gets_the_catalogs_101_and_then_the_close(mockstatus):
     assert token  # the catalog names one
     with connect(mockstatus) as sock:
         sock.sendall(upgrade_request(None))
-        assert read_to_end(sock) == (switched(token), "close")
+        assert read_to_end(sock) == (unasked(token), "close")
 
 
 def test_no_upgrade_header_with_a_request_pipelined_behind_is_closed_not_echoed(mockstatus):
@@ -223,7 +228,7 @@ def test_default_token_comes_from_a_config_overlay(make_mockstatus):
     server = make_mockstatus({"codes": {101: {"headers": {"Upgrade": "my-proto/1"}}}})
     with connect(server) as sock:
         sock.sendall(upgrade_request(None))
-        assert read_to_end(sock) == (switched("my-proto/1"), "close")
+        assert read_to_end(sock) == (unasked("my-proto/1"), "close")
 
 
 def test_custom_code_with_kind_upgrade(make_mockstatus):
