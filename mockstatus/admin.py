@@ -14,6 +14,7 @@ from aiohttp import web
 from . import __version__
 from .bodies import admin_json
 from .errors import admin_error
+from .journal import parse_filters
 from .server import STATE
 
 
@@ -55,20 +56,11 @@ async def codes(request: web.Request) -> web.Response:
 @guarded
 async def requests_list(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    query = request.query
-    allowed = ("path", "method", "sequence", "since")
-    for name in query:
-        if name not in allowed:
-            return admin_error(400, f"unknown filter {name!r}; allowed: {', '.join(allowed)}")
-    since = None
-    if "since" in query:
-        try:
-            since = float(query["since"])
-        except ValueError:
-            return admin_error(400, f"bad since {query['since']!r}: expected a Unix time in seconds")
-    entries = state.journal.query(
-        path=query.get("path"), method=query.get("method"), sequence=query.get("sequence"), since=since
-    )
+    try:
+        filters = parse_filters(dict(request.query))
+    except ValueError as exc:
+        return admin_error(400, str(exc))
+    entries = state.journal.query(**filters)
     return admin_json({"count": len(entries), "requests": [entry.as_json() for entry in entries]})
 
 

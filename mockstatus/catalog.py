@@ -34,6 +34,8 @@ REASON = re.compile(r"[\x20-\x7e\t]+", re.ASCII)
 # also be asked for per request (``?fault=``).
 FAULTS = ("reset", "empty", "garbage", "malformed", "truncate", "no-length")
 KIND_NAMES = ("normal", "interim", "upgrade", "headerless", "close", *FAULTS)
+# What a 1xx code may be: an interim head before a final reply, or the 101 switch.
+INFORMATIONAL_KINDS = ("interim", "upgrade")
 
 # Headers that decide message framing or the connection; the server owns them.
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer"})
@@ -299,9 +301,18 @@ def _merge_entry(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any
 def _build(code: int, entry: dict[str, Any], where: str) -> StatusInfo:
     if "reason" not in entry:
         raise ConfigError(f"{where}: codes.{code}.reason: missing (a new code needs a reason phrase)")
-    kind = entry.get("kind", "normal")
-    if kind == "interim" and not 100 <= code < 200:
+    informational = 100 <= code < 200
+    # A 1xx is never a final reply (RFC 9110 §15.2): sent as one, a client
+    # waits for the final reply that never comes. So a 1xx without a kind is
+    # interim, and a kind that sends it as the final reply is refused.
+    kind = entry.get("kind", "interim" if informational else "normal")
+    if kind == "interim" and not informational:
         raise ConfigError(f"{where}: codes.{code}.kind: interim is only for 1xx codes")
+    if informational and kind not in INFORMATIONAL_KINDS:
+        raise ConfigError(
+            f"{where}: codes.{code}.kind: {kind} would send {code} as a final reply, and a 1xx is never final; "
+            f"allowed for a 1xx: {', '.join(INFORMATIONAL_KINDS)}"
+        )
     description = entry.get("description", {})
     headers = tuple((name, value) for name, values in entry.get("headers", {}).items() for value in values)
     return StatusInfo(
@@ -316,7 +327,7 @@ def _build(code: int, entry: dict[str, Any], where: str) -> StatusInfo:
         headers=headers,
         body=entry.get("body"),
         delay=entry.get("delay"),
-        # Only an interim kind repeats: an overlay may turn 102 into an ordinary reply.
+        # Only an interim kind repeats (an overlay may turn 102 into an upgrade).
         heartbeat=kind == "interim" and entry.get("heartbeat", False),
     )
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from . import __version__
 from .dependencies import aiohttp_problem
+from .durations import parse_duration
 from .settings import ENV_PREFIX, SETTINGS, load_config, parse_one, resolve, server_url
 
 
@@ -30,13 +31,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mockstatus", description="A mock HTTP status server that gets the wire right.")
-    parser.add_argument("--version", action="version", version=f"mockstatus {__version__}")
-    commands = parser.add_subparsers(dest="command")
+    # The commands come first in `mockstatus --help`; the serve flags (also
+    # taken without a command) after them, each with its default and env var.
+    parser = _Parser(
+        prog="mockstatus",
+        usage="mockstatus [COMMAND] [options]",
+        description="A mock HTTP status server that gets the wire right.",
+        epilog="Without a command, mockstatus serves. 'mockstatus COMMAND --help' shows a command's options.",
+        add_help=False,
+    )
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND", prog="mockstatus")
+    general = parser.add_argument_group("options")
+    general.add_argument("-h", "--help", action="help", help="show this help and exit")
+    general.add_argument("--version", action="version", version=f"mockstatus {__version__}")
 
     serve = commands.add_parser("serve", help="run the server (the default)")
     _add_serve_flags(serve)
-    _add_serve_flags(parser)
 
     codes = commands.add_parser("codes", help="print the catalog as a table")
     codes.add_argument("--json", action="store_true", help="print JSON instead")
@@ -46,21 +56,35 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path")
 
     health = commands.add_parser("health", help="exit 0 when the server answers its health check, 1 otherwise")
-    health.add_argument("url", nargs="?", help="server URL (default from MOCKSTATUS_HOST/MOCKSTATUS_PORT)")
-    health.add_argument("--timeout", type=float, default=2.0, help="seconds to wait (default 2)")
+    health.add_argument(
+        "url", nargs="?", help="server URL (default http://$MOCKSTATUS_HOST:$MOCKSTATUS_PORT, else 127.0.0.1:8080)"
+    )
+    health.add_argument("--timeout", type=_timeout, default=2.0, help="how long to wait: 500ms, 2s, 1m (default 2s)")
+
+    _add_serve_flags(parser.add_argument_group("serve options (also 'mockstatus serve --help')"))
     return parser
 
 
-def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
+def _timeout(text: str) -> float:
+    try:
+        seconds = parse_duration(text, what="timeout")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"bad timeout {text!r}: expected more than 0, such as 2s")
+    return seconds
+
+
+def _add_serve_flags(parser) -> None:
     for setting in SETTINGS:
-        env = f" (env {setting.env})"
+        shown = f" (default {setting.shown_default}; env {setting.env})"
         if setting.flag_kind == "switch":
             parser.add_argument(
                 setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction, default=None,
-                help=setting.help + env,
+                help=setting.help + shown,
             )  # fmt: skip
         else:
-            parser.add_argument(setting.flag, dest=setting.name, default=None, help=f"{setting.help}{env}")
+            parser.add_argument(setting.flag, dest=setting.name, default=None, help=setting.help + shown)
 
 
 def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]):

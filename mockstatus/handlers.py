@@ -127,7 +127,9 @@ def ask(request: web.Request, code: int, options: Options) -> Asked:
 
 async def status_handler(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    text = request.match_info["codes"]
+    # Anything below the codes is answered as without it, so a client whose base
+    # URL is /status/503 gets a 503 for every call it makes (/status/503/api/items).
+    text = request.match_info["codes"].partition("/")[0]
     # The fast path: most requests are a plain GET /status/NNN, answered from
     # the precomputed reply without parsing, awaiting or delivery.
     info = state.fast_path.get(text)
@@ -220,7 +222,7 @@ async def sequence_missing(request: web.Request) -> web.StreamResponse:
 async def sequence_handler(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     name = request.match_info["name"]
-    text = request.match_info["codes"]
+    text = request.match_info["codes"].partition("/")[0]  # a tail below the codes, as for /status
     try:
         if not _SEQUENCE_NAME.fullmatch(name):
             raise BadRequest(f"bad sequence name {name!r}: expected 1-128 of A-Z a-z 0-9 . _ ~ -")

@@ -12,6 +12,37 @@ if TYPE_CHECKING:
     from yarl import URL
 
 JOURNAL_BODY_PREVIEW = 4096
+# The journal's filters, for the admin route and ThreadServer.requests() alike.
+FILTERS = ("path", "method", "sequence", "since", "status")
+
+
+def parse_filters(given: dict[str, Any]) -> dict[str, Any]:
+    """The journal filters in ``given`` (text or values), checked: ValueError names a bad one."""
+    for name in given:
+        if name not in FILTERS:
+            raise ValueError(f"unknown filter {name!r}; allowed: {', '.join(FILTERS)}")
+    filters = {name: value for name, value in given.items() if value is not None}
+    if "since" in filters:
+        try:
+            filters["since"] = float(filters["since"])
+        except (TypeError, ValueError):
+            raise ValueError(f"bad since {given['since']!r}: expected a Unix time in seconds") from None
+    if "status" in filters:
+        status = filters["status"]
+        if isinstance(status, bool) or not str(status).isascii() or not str(status).isdigit() or len(str(status)) != 3:
+            raise ValueError(f"bad status {status!r}: expected a three-digit code such as 503")
+        filters["status"] = int(status)
+    return filters
+
+
+def path_tail(path: str) -> str:
+    """What a path has below its codes: ``/status/503/api/items`` -> ``/api/items``."""
+    parts = path.split("/", 4)  # "", "status", codes, tail | "", "sequence", name, codes, tail
+    if len(parts) > 3 and parts[1] == "status":
+        return "/" + "/".join(parts[3:])
+    if len(parts) > 4 and parts[1] == "sequence":
+        return "/" + parts[4]
+    return ""
 
 
 def _printable(text: str) -> str:
@@ -68,6 +99,7 @@ class JournalEntry:
             "method": self.method,
             "path": self.path,
             "query": self.query,
+            "tail": path_tail(self.path),
             "headers": [[name, _printable(value)] for name, value in self._headers.items()],
             "body_size": self.body_size,
             "body": self.body_preview.decode("utf-8", "replace"),
@@ -131,6 +163,7 @@ class Journal:
         method: str | None = None,
         sequence: str | None = None,
         since: float | None = None,
+        status: int | None = None,
     ) -> list[JournalEntry]:
         found = []
         for fields in self._entries:
@@ -142,6 +175,8 @@ class Journal:
             if sequence is not None and entry.sequence != sequence:
                 continue
             if since is not None and entry.time < since:
+                continue
+            if status is not None and entry.status != status:
                 continue
             found.append(entry)
         return found

@@ -30,6 +30,7 @@ from .wire import (
     send_fault,
     send_headerless,
     send_raw_upgrade,
+    send_unasked_upgrade,
     send_websocket_echo,
     websocket_problem,
     write_interim,
@@ -169,8 +170,13 @@ async def _upgrade(reply: Reply) -> web.StreamResponse:
         return await send_websocket_echo(request)
     if requested and not _PROTOCOL.fullmatch(requested):
         return refuse(400, f"bad Upgrade {requested!r}: expected a protocol name[/version] such as websocket or h2c")
-    token = requested or info.header("Upgrade") or "mockstatus-echo"
-    await send_raw_upgrade(request, token, state.settings.upgrade_idle_timeout)
+    if not requested:
+        # Nobody asked to switch, so no protocol was agreed: a client reading the
+        # next reply on this connection would take its own echoed request for it
+        # (a requests.Session does). Send the 101 the catalog describes, then close.
+        send_unasked_upgrade(request, info.header("Upgrade") or "mockstatus-echo")
+        return AlreadySent(101, info.reason)
+    await send_raw_upgrade(request, requested, state.settings.upgrade_idle_timeout)
     return AlreadySent(101, info.reason)
 
 
@@ -184,7 +190,12 @@ async def _headerless(reply: Reply) -> web.StreamResponse:
 
 async def _fault(reply: Reply) -> web.StreamResponse:
     """A broken exchange on purpose; ``wire.send_fault`` says how each one breaks."""
-    send_fault(reply.request, reply.kind.name, reply.prepared(), reply.asked.options.random())
+    # The fault breaks the reply that was asked for: its body (body=, a header's,
+    # the catalog's) and its headers (location=, header=, ...), not the default one.
+    options, prepared = reply.asked.options, reply.prepared()
+    headers = response_headers(prepared, options, reply.extra)
+    body = response_body(prepared, options)
+    send_fault(reply.request, reply.kind.name, reply.info, headers, body, options.random())
     return AlreadySent(reply.info.code, reply.info.reason)
 
 

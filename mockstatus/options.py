@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import functools
 import random
 import re
 from typing import NamedTuple
@@ -237,14 +238,73 @@ def _apply(options: Options, name: str, value: str, settings: Settings) -> None:
         raise BadRequest(str(exc)) from None
 
 
+def _folded(name: str) -> str:
+    """A name with case and separators folded away: ``Retry-After`` -> ``retryafter``."""
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def _distance(a: str, b: str, limit: int) -> int:
+    """Edit distance (insert, delete, substitute, swap two neighbours), or limit+1 once it is above limit."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    # Each letter of a that b lacks takes an edit of its own: a cheap lower bound
+    # that settles most names (``utm_source``) before the table is built.
+    letters = set(b)
+    if sum(char not in letters for char in a) > limit:
+        return limit + 1
+    before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, char in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, other in enumerate(b, 1):
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (char != other))
+            if i > 1 and j > 1 and char == b[j - 2] and a[i - 2] == other:
+                current[j] = min(current[j], before[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        before, row = row, current
+    return row[-1]
+
+
+@functools.lru_cache(maxsize=1024)  # clients repeat their own few parameter names
+def resembles(name: str, names: tuple[str, ...] = QUERY_NAMES) -> str | None:
+    """The option ``name`` looks like a misspelling of, or None.
+
+    Same letters in another case or with ``-``/``_`` moved (``Delay``,
+    ``retry-after``, ``retryafter``), or within edit distance 2 of an option
+    of six letters or more, 1 of a shorter one: a distance of 2 from a
+    four-letter option would catch ordinary parameters (``token`` is two
+    edits from ``then``, ``cache`` two from ``cycle``, ``seq`` from ``seed``).
+    """
+    folded = _folded(name)
+    if not folded:
+        return None
+    best: tuple[int, str] | None = None
+    for option in names:
+        target = _folded(option)
+        limit = 2 if len(target) >= 6 else 1
+        distance = 0 if folded == target else _distance(folded, target, limit)
+        if distance <= limit and (best is None or distance < best[0]):
+            best = (distance, option)
+    return None if best is None else best[1]
+
+
 def parse_options(request, settings: Settings) -> Options:
-    """Options from headers first, then the query (which wins)."""
+    """Options from headers first, then the query (which wins).
+
+    A query parameter or ``X-Mockstatus-*`` header that is not an option is
+    ignored (clients add their own: cache-busters, API keys, signatures),
+    unless it looks like a misspelt option (``resembles``) or the server runs
+    with ``--strict-options``: then it is a 400.
+    """
     options = Options()
     from_query: set[str] = set()
+    strict = settings.strict_options
     if request.query_string:
         for name, value in request.query.items():
             if name not in QUERY_NAMES:
-                raise BadRequest(f"unknown option {name!r}; allowed: {', '.join(QUERY_NAMES)}")
+                _foreign(name, name, strict, "option", ", ".join(QUERY_NAMES), str)
+                continue
             if name != "header" and name in from_query:
                 raise BadRequest(f"option {name!r} given twice; give it once")
             from_query.add(name)
@@ -258,13 +318,28 @@ def parse_options(request, settings: Settings) -> Options:
             options.headers.append(_redirect_checked(header, settings))
             continue
         name = lowered[len(HEADER_PREFIX) :].replace("-", "_")
-        if name not in QUERY_NAMES or name == "header":
+        if name == "header":
+            raise BadRequest(f"bad header {key!r}: give response headers as X-Mockstatus-Response-<Name>: value")
+        if name not in QUERY_NAMES:
             allowed = ", ".join(header_name(n) for n in QUERY_NAMES if n != "header")
-            raise BadRequest(f"unknown header {key!r}; allowed: {allowed}, X-Mockstatus-Response-<Name>")
+            _foreign(key, name, strict, "header", f"{allowed}, X-Mockstatus-Response-<Name>", header_name)
+            continue
         if name in from_query:
             continue
         _apply(options, name, value, settings)
     return options
+
+
+_HEADER_NAMES = tuple(n for n in QUERY_NAMES if n != "header")  # header= has no X-Mockstatus-Header form
+
+
+def _foreign(given: str, name: str, strict: bool, what: str, allowed: str, spelt) -> None:
+    """A parameter or header that is not an option: a 400 if it looks like one (or when strict)."""
+    near = resembles(name, QUERY_NAMES if what == "option" else _HEADER_NAMES)
+    if near is not None:
+        raise BadRequest(f"unknown {what} {given!r}: did you mean {spelt(near)!r}? allowed: {allowed}")
+    if strict:
+        raise BadRequest(f"unknown {what} {given!r} (--strict-options); allowed: {allowed}")
 
 
 def has_options(request) -> bool:

@@ -30,6 +30,7 @@ from .catalog import FAULTS, Catalog, StatusInfo
 from .errors import error_for
 from .heads import SERVER
 from .kinds import KINDS
+from .options import resembles
 from .server import STATE
 
 STATIC_PREFIX = "__mockstatus/static/"  # relative, so the page also works behind a path prefix
@@ -607,6 +608,9 @@ def _not_get(request: web.Request) -> web.Response | None:
     return response
 
 
+PAGE_PARAMETERS = ("lang",)
+
+
 async def index(request: web.Request) -> web.StreamResponse:
     """The page, in the language from ``?lang=`` or else ``Accept-Language``."""
     refused = _not_get(request)
@@ -614,8 +618,12 @@ async def index(request: web.Request) -> web.StreamResponse:
         return refused
     state = request.app[STATE]
     for name in request.query:
-        if name != "lang":
-            return error_for(request, state.catalog, 400, f"unknown parameter {name!r} for /; allowed: lang")
+        # The same rule as for /status: a link's own parameters (utm_source=...)
+        # pass, a misspelt lang or --strict-options is a 400.
+        if name != "lang" and (state.settings.strict_options or resembles(name, PAGE_PARAMETERS)):
+            near = resembles(name, PAGE_PARAMETERS)
+            hint = f": did you mean {near!r}?" if near else " (--strict-options)"
+            return error_for(request, state.catalog, 400, f"unknown parameter {name!r} for /{hint}; allowed: lang")
     lang = request.query.get("lang")
     if lang is None:
         lang = negotiate_lang(request.headers.get("Accept-Language"))

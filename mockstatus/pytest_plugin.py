@@ -5,7 +5,9 @@ Installing mockstatus gives every test suite these fixtures:
 ``mockstatus``
     Function scope.  The session's server, with the journal and every
     sequence cleared before the test: ``base_url``, ``url(path)``,
-    ``requests(**filters)`` (the journal), ``reset()``, ``host``, ``port``.
+    ``requests(**filters)`` (the journal: ``path``, ``method``, ``sequence``,
+    ``since``, ``status``), ``wait_for_requests(count=1, timeout=5, **filters)``,
+    ``reset()``, ``host`` (bare, ``::1``), ``port``.
 ``mockstatus_server``
     Session scope.  One server per test process (so one per pytest-xdist
     worker) in a daemon thread with its own event loop, on a free loopback
@@ -57,8 +59,14 @@ def mockstatus_server(mockstatus_config: Any) -> Iterator[ThreadServer]:
     try:
         server = serve_in_thread(mockstatus_config)
     except ConfigError as exc:
-        # One line naming the bad value, like the CLI, not a traceback into mockstatus.
-        pytest.fail(f"mockstatus_config: {exc}", pytrace=False)
+        problem = f"mockstatus_config: {exc}"
+    else:
+        problem = None
+    if problem is not None:
+        # One line naming the bad value, like the CLI, not a traceback into
+        # mockstatus; raised outside the except block so pytest does not print
+        # the ConfigError again as "During handling of the above exception".
+        pytest.fail(problem, pytrace=False)
     try:
         yield server
     finally:

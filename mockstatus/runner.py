@@ -27,11 +27,13 @@ from aiohttp.abc import AbstractAccessLogger
 from .app import make_app
 from .catalog import Catalog
 from .framing import Limits
+from .journal import parse_filters
 from .protocol import Listener, connection_limit
 from .server import STATE, access_log
-from .settings import Config, Settings, resolve, server_url, url_host
+from .settings import Config, Settings, connect_host, resolve, server_url
 
 KEEPALIVE_BACKSTOP = 3600.0  # seconds
+WAIT_POLL = 0.01  # seconds between journal reads in wait_for_requests
 SHUTDOWN_SLACK = 0.5  # seconds aiohttp's shutdown waits beyond --shutdown-grace, see start()
 
 
@@ -166,10 +168,38 @@ async def start(
     return RunningServer(runner, app, settings.host, bound[1], server, listener)
 
 
+def listening_line(sockets) -> str:
+    """The start-up line: every address really listened on, and what a wildcard one means.
+
+    ``localhost`` may bind both 127.0.0.1 and ::1; 0.0.0.0 and :: listen on
+    every interface (asyncio sets IPV6_V6ONLY on an IPv6 socket, so :: is
+    IPv6 only unless the socket says otherwise).
+    """
+    urls, notes = [], []
+    for sock in sockets:
+        address, port = sock.getsockname()[:2]
+        urls.append(server_url_exact(address, port))
+        if address in ("0.0.0.0", "::"):
+            if sock.family == socket.AF_INET:
+                reach = "all IPv4 interfaces"
+            elif sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+                reach = "all IPv6 interfaces"
+            else:
+                reach = "all interfaces, IPv4 and IPv6"
+            notes.append(f"{reach}; from this machine: {server_url(address, port)}")
+    line = "mockstatus listening on " + " and ".join(urls)
+    return line + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def server_url_exact(address: str, port: int) -> str:
+    """The URL of an address as bound, a wildcard one included (http://0.0.0.0:8080)."""
+    return f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
+
+
 async def serve_forever(settings: Settings, catalog: Catalog) -> int:
     """Run until SIGTERM or SIGINT; let in-flight replies finish within the grace."""
     server = await start(settings, catalog)
-    print(f"mockstatus listening on {server.base_url}", flush=True)
+    print(listening_line(server.server.sockets), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -263,9 +293,10 @@ class ThreadServer:
 
     @property
     def host(self) -> str:
-        """The host part of ``base_url`` (an IPv6 address in brackets)."""
+        """The address to connect to, bare (``::1``, not ``[::1]``): what
+        ``socket.create_connection((server.host, server.port))`` takes."""
         assert self._server is not None
-        return url_host(self._server.host)
+        return connect_host(self._server.host)
 
     @property
     def port(self) -> int:
@@ -299,8 +330,36 @@ class ThreadServer:
         self.call(self.state.reset)
 
     def requests(self, **filters: Any) -> list[dict[str, Any]]:
-        """The journal as dicts, filtered like ``GET /__mockstatus/requests``."""
-        return self.call(lambda: [entry.as_json() for entry in self.state.journal.query(**filters)])
+        """The journal as dicts, filtered like ``GET /__mockstatus/requests``
+        (``path``, ``method``, ``sequence``, ``since``, ``status``)."""
+        try:
+            checked = parse_filters(filters)
+        except ValueError as exc:
+            # Raised here, in the caller's thread, so the test's own line shows.
+            raise TypeError(f"requests(): {exc}") from None
+        return self.call(lambda: [entry.as_json() for entry in self.state.journal.query(**checked)])
+
+    def wait_for_requests(self, count: int = 1, timeout: float = 5.0, **filters: Any) -> list[dict[str, Any]]:
+        """The journal entries matching ``filters`` once at least ``count`` have
+        arrived (a request a background client makes); AssertionError naming
+        what did arrive after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.requests(**filters)
+            if len(found) >= count:
+                return found
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(WAIT_POLL)
+        arrived = self.requests()
+        lines = "".join(
+            f"\n  {e['method']} {e['path']}{'?' + e['query'] if e['query'] else ''} -> {e['status']}" for e in arrived
+        )
+        wanted = ", ".join(f"{name}={value!r}" for name, value in filters.items()) or "any"
+        raise AssertionError(
+            f"waited {timeout:g}s for {count} request(s) matching {wanted}; {len(found)} matched, "
+            f"{len(arrived)} in the journal:{lines or ' none'}"
+        )
 
 
 def serve_in_thread(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .durations import parse_duration
+from .durations import format_seconds, parse_duration
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -134,6 +134,18 @@ class Setting:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def shown_default(self) -> str:
+        """The default as it would be typed (``--help``): 300s, 1048576, off, none."""
+        value = self.default
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if value is None or value == ():
+            return "none"
+        if self.parse is _seconds:
+            return format_seconds(value)
+        return str(value)
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", _host, "127.0.0.1", "address to listen on; 0.0.0.0 to accept other machines"),
@@ -169,7 +181,14 @@ SETTINGS: tuple[Setting, ...] = (
         "time a request body may go without a byte arriving; then 408 (or 400 if broken) and close",
     ),
     Setting("log_format", _choice("text", "json"), "text", "log line format: text or json"),
-    Setting("access_log", _bool, False, "log every request (off by default for speed)", "switch"),
+    Setting("access_log", _bool, False, "log every request (it costs speed)", "switch"),
+    Setting(
+        "strict_options",
+        _bool,
+        False,
+        "answer 400 to every query parameter and X-Mockstatus-* header that is not an option",
+        "switch",
+    ),
 )
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -203,6 +222,7 @@ class Settings:
     body_timeout: float = _default("body_timeout")
     log_format: str = _default("log_format")
     access_log: bool = _default("access_log")
+    strict_options: bool = _default("strict_options")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -278,14 +298,22 @@ def resolve(
     return settings, catalog
 
 
-def url_host(host: str) -> str:
-    """The host part of a URL that reaches a server listening on ``host``.
+def connect_host(host: str) -> str:
+    """The address that reaches a server listening on ``host``, bare.
 
-    A wildcard address (0.0.0.0, ::) is reached on loopback; an IPv6 address
-    goes in brackets (RFC 3986 §3.2.2).
+    A wildcard address (0.0.0.0, ::) is reached on loopback.
     """
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def url_host(host: str) -> str:
+    """The host part of a URL that reaches a server listening on ``host``:
+    an IPv6 address goes in brackets (RFC 3986 §3.2.2)."""
+    host = connect_host(host)
     return f"[{host}]" if ":" in host else host
 
 

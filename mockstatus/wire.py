@@ -17,8 +17,9 @@ import socket
 import struct
 
 from aiohttp import web
+from multidict import CIMultiDict
 
-from .bodies import Prepared
+from .catalog import StatusInfo
 from .heads import SERVER, http_date, raw_head
 from .protocol import connection_of
 
@@ -70,10 +71,15 @@ def send_headerless(request: web.BaseRequest, body: bytes) -> None:
     transport.close()
 
 
-def send_fault(request: web.BaseRequest, fault: str, prepared: Prepared, rng: random.Random) -> None:
-    """Break the exchange on purpose: each fault is a different client error."""
+def send_fault(
+    request: web.BaseRequest, fault: str, info: StatusInfo, headers: CIMultiDict, body: bytes | None, rng: random.Random
+) -> None:
+    """Break the exchange on purpose: each fault is a different client error.
+
+    ``headers`` and ``body`` are the reply as asked for; a fault that sends a
+    head sends these headers, and the body it cuts or sends is this one.
+    """
     transport = _transport(request)
-    info = prepared.info
     if fault == "reset":
         # SO_LINGER with a zero timeout turns close() into an RST (WireMock's
         # CONNECTION_RESET_BY_PEER does the same).
@@ -90,7 +96,7 @@ def send_fault(request: web.BaseRequest, fault: str, prepared: Prepared, rng: ra
         transport.write(bytes(rng.randrange(0x80, 0x100) for _ in range(64)))
         transport.close()
         return
-    body = prepared.body or b""
+    body = body or b""
     if fault == "malformed":
         transport.write(
             f"HTTP/1.1 {info.code} {info.reason}\r\n".encode("latin-1", "replace")
@@ -98,18 +104,18 @@ def send_fault(request: web.BaseRequest, fault: str, prepared: Prepared, rng: ra
         )
         transport.close()
         return
-    headers = [(k, v) for k, v in prepared.headers.items() if k.lower() != "content-length"]
-    headers.append(("Date", http_date()))
+    head = [(k, v) for k, v in headers.items() if k.lower() != "content-length"]
+    head.append(("Date", http_date()))
     # A reply to HEAD has no body (RFC 9110 §9.3.2): body bytes after its head would
     # be read as the next response, a failure nobody asked for. HEAD gets the head.
     sent = b"" if request.method == "HEAD" else body
     if fault == "truncate":
-        headers.append(("Content-Length", str(len(body))))
-        transport.write(raw_head(info.code, info.reason, headers) + sent[: len(sent) // 2])
+        head.append(("Content-Length", str(len(body))))
+        transport.write(raw_head(info.code, info.reason, head) + sent[: len(sent) // 2])
     elif fault == "no-length":
         # RFC 9112 §6.3 rule 8: no length and no chunking means "read until close".
-        headers.append(("Connection", "close"))
-        transport.write(raw_head(info.code, info.reason, headers) + sent)
+        head.append(("Connection", "close"))
+        transport.write(raw_head(info.code, info.reason, head) + sent)
     else:  # pragma: no cover - options/catalog validation keeps this unreachable
         raise ValueError(fault)
     transport.close()
@@ -174,13 +180,28 @@ class _Echo:
         self.transport.resume_reading()
 
 
+def _upgrade_head(token: str, connection: str = "Upgrade") -> bytes:
+    return raw_head(101, "Switching Protocols", (("Connection", connection), ("Upgrade", token), ("Server", SERVER)))
+
+
+def send_unasked_upgrade(request: web.BaseRequest, token: str) -> None:
+    """A 101 to a request without ``Upgrade``, then close: nothing was agreed to speak next.
+
+    ``close`` joins ``upgrade`` in Connection (RFC 9112 §9.6: a server that
+    closes after a reply says so in it): a pooling client (urllib3, aiohttp)
+    otherwise puts the connection back and may send its next request on it
+    before the FIN arrives, and that request fails.
+    """
+    transport = _transport(request)
+    transport.write(_upgrade_head(token, "Upgrade, close"))
+    transport.close()
+
+
 async def send_raw_upgrade(request: web.BaseRequest, token: str, idle: float) -> None:
     """101 with Connection/Upgrade (RFC 9110 §7.8), then a raw byte echo."""
     connection = connection_of(request)
     transport = connection.detach()
-    transport.write(
-        raw_head(101, "Switching Protocols", (("Connection", "Upgrade"), ("Upgrade", token), ("Server", SERVER)))
-    )
+    transport.write(_upgrade_head(token))
     echo = _Echo(transport, idle)
     connection.receiver = echo.feed
     held = connection.take_held()

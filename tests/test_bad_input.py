@@ -43,7 +43,6 @@ BAD_CODES = [
     ("", ""),
     ("099", "099"),
     ("200.0", "200.0"),
-    ("200/extra", "200/extra"),
 ]
 
 
@@ -128,7 +127,8 @@ BAD_QUERIES = [
     ("header=Bad%20Name:1", "'Bad Name'", "token"),
     ("header=NoColon", "'NoColon'", "Name:Value"),
     ("seed=abc", "'abc'", "whole number"),
-    ("bogus=1", "'bogus'", "allowed: "),
+    ("dealy=1s", "'dealy'", "did you mean 'delay'?"),
+    ("Retry-After=5", "'Retry-After'", "did you mean 'retry_after'?"),
     ("location=/a&location=/b", "'location'", "once"),
 ]
 
@@ -146,7 +146,8 @@ BAD_HEADERS = [
     ({"X-Mockstatus-Response-Connection": "close"}, "'Connection'", "set by the server"),
     ({"X-Mockstatus-Location": "javascript:alert(1)"}, "'javascript:alert(1)'", "relative URL"),
     ({"X-Mockstatus-Retry-After": "soon"}, "'soon'", "HTTP-date"),
-    ({"X-Mockstatus-Bogus": "1"}, "'X-Mockstatus-Bogus'", "X-Mockstatus-Response-<Name>"),
+    ({"X-Mockstatus-Dealy": "1"}, "'X-Mockstatus-Dealy'", "did you mean 'X-Mockstatus-Delay'?"),
+    ({"X-Mockstatus-Header": "A:1"}, "'X-Mockstatus-Header'", "X-Mockstatus-Response-<Name>"),
 ]
 
 

@@ -191,6 +191,7 @@ VALUES = {
     "body_timeout": (("3s", 3.0), ("250ms", 0.25), "soon"),
     "log_format": (("json", "json"), ("text", "text"), "xml"),
     "access_log": (("true", True), (None, False), "maybe"),  # a switch: --no-access-log
+    "strict_options": (("1", True), (None, False), "sometimes"),
 }
 
 
@@ -337,6 +338,76 @@ def test_health_of_a_live_server(mockstatus):
 
 def test_health_from_env(mockstatus):
     assert run("health", env={"MOCKSTATUS_PORT": str(mockstatus.port)}).returncode == 0
+
+
+@pytest.mark.parametrize("timeout", ["2s", "1500ms", "1", "0.5"])
+def test_health_timeout_takes_the_duration_syntax(mockstatus, timeout):
+    assert run("health", mockstatus.base_url, "--timeout", timeout).returncode == 0
+
+
+@pytest.mark.parametrize("timeout", ["2x", "0", "-1s"])
+def test_bad_health_timeout_is_one_line(timeout):
+    assert_one_line_error(run("health", f"--timeout={timeout}"), "--timeout", f"bad timeout {timeout!r}")
+
+
+def test_top_level_help_lists_the_commands_first_then_flags_with_defaults():
+    done = run("--help")
+    assert done.returncode == 0
+    text = done.stdout
+    assert text.splitlines()[0] == "usage: mockstatus [COMMAND] [options]"
+    commands = text.index("commands:")
+    for name in ("serve", "codes", "check-config", "health"):
+        assert commands < text.index(f"    {name} ") < text.index("--host")
+    flat = " ".join(text.split())
+    for option in SETTINGS:
+        assert f"(default {option.shown_default}; env {option.env})" in flat, option.name
+    assert "(default 300s; env MOCKSTATUS_MAX_DELAY)" in flat and "(default off; env MOCKSTATUS_ACCESS_LOG)" in flat
+
+
+@pytest.mark.parametrize(
+    "host, line",
+    [
+        ("127.0.0.1", r"http://127\.0\.0\.1:(\d+)"),
+        ("0.0.0.0", r"http://0\.0\.0\.0:(\d+) \(all IPv4 interfaces; from this machine: http://127\.0\.0\.1:\1\)"),
+        ("::", r"http://\[::\]:(\d+) \(all IPv6 interfaces; from this machine: http://\[::1\]:\1\)"),
+    ],
+    ids=["host/127.0.0.1", "host/0.0.0.0", "host/::"],
+)
+def test_start_up_line_names_the_real_address(host, line):
+    if ":" in host and not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mockstatus", "--host", host, "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+    )  # fmt: skip
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 15)
+        first = proc.stdout.readline().rstrip("\n") if ready else ""
+        if not first and ":" in host:
+            pytest.skip(f"cannot listen on {host}: {proc.stderr.read() if proc.poll() is not None else ''}")
+        match = re.fullmatch("mockstatus listening on " + line, first)
+        assert match, first
+        # The address it names is one a client on this machine reaches.
+        target = "::1" if ":" in host else "127.0.0.1"
+        socket.create_connection((target, int(match.group(1))), timeout=5).close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+
+
+def test_start_up_line_names_every_socket():
+    from mockstatus.runner import listening_line
+
+    with socket.socket() as four, socket.socket(socket.AF_INET6) as six:
+        four.bind(("127.0.0.1", 0))
+        try:
+            six.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback")
+        line = listening_line([four, six])
+        assert line == (
+            f"mockstatus listening on http://127.0.0.1:{four.getsockname()[1]} and http://[::1]:{six.getsockname()[1]}"
+        )
 
 
 def test_health_of_a_dead_server():

@@ -34,6 +34,7 @@ ROWS = {
     "malformed": "/status/200?fault=malformed",
     "truncate": "/status/200?fault=truncate",
     "no-length": "/status/200?fault=no-length",
+    "101 without Upgrade": "/status/101",
 }
 CLIENTS = ("curl", "curl --http0.9", "requests", "httpx", "aiohttp")
 
@@ -78,6 +79,7 @@ class Gets:
 
 
 HEADER_WARNING = "urllib3 logs `Failed to parse headers`"
+NEXT_ON_SESSION = "the session's next request gets its own reply"
 
 # fmt: off
 SEES: dict[str, tuple] = {
@@ -129,6 +131,12 @@ SEES: dict[str, tuple] = {
         Exit(0, "prints the body"), Exit(0, "prints the body"),
         Gets(200, "the body"), Gets(200, "the body"), Gets(200, "the body"),
     ),
+    "101 without Upgrade": (
+        Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
+        Gets(101, "an empty body", NEXT_ON_SESSION),
+        Raises(httpx.RemoteProtocolError, "Received server _SWITCH_UPGRADE event without a pending proposal"),
+        Gets(101, "an empty body", NEXT_ON_SESSION),
+    ),
 }
 # fmt: on
 
@@ -152,6 +160,8 @@ def body_of(server, row: str) -> bytes:
         return server.catalog.get(600).body.encode()
     if row == "garbage":
         return raw_bytes(server, GARBAGE)
+    if row == "101 without Upgrade":
+        return b""
     return NO_LENGTH_BODY
 
 
@@ -224,6 +234,32 @@ def test_python_client(mockstatus, row, client, caplog):
     assert body == (b"" if want.body == "an empty body" else body_of(mockstatus, row))
     if want.note == HEADER_WARNING:
         assert any("Failed to parse headers" in record.getMessage() for record in caplog.records)
+
+
+def test_101_without_upgrade_in_a_requests_session_then_the_next_code(mockstatus):
+    """Looping over the catalog in one Session: the reply after 101 is its own, not an echo."""
+    with requests.Session() as session:
+        for code in (100, 101, 200, 101, 503):
+            response = session.get(mockstatus.url(f"/status/{code}"), timeout=5)
+            assert response.status_code == (200 if code == 100 else code)
+            if code == 101:
+                assert response.headers["Upgrade"] == "mockstatus-echo" and response.content == b""
+
+
+def test_101_without_upgrade_in_an_httpx_client_then_the_next_code(mockstatus):
+    with httpx.Client(timeout=5) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get(mockstatus.url("/status/101"))
+        assert client.get(mockstatus.url("/status/503")).status_code == 503
+
+
+async def test_101_without_upgrade_in_an_aiohttp_session_then_the_next_code(mockstatus):
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async with session.get(mockstatus.url("/status/101")) as response:
+            assert response.status == 101 and response.headers["Upgrade"] == "mockstatus-echo"
+            assert await response.read() == b""
+        async with session.get(mockstatus.url("/status/503")) as response:
+            assert response.status == 503
 
 
 # --- the README table ---------------------------------------------------------------

@@ -173,6 +173,10 @@ FILTERS = [
     ({"sequence": "pay"}, [2, 3]),
     ({"sequence": "other"}, []),
     ({"sequence": "pay", "method": "GET"}, [2]),
+    ({"status": "200"}, [0, 3]),
+    ({"status": 503}, [2]),
+    ({"status": "404"}, []),
+    ({"status": "200", "method": "POST"}, [3]),
 ]
 
 
@@ -198,10 +202,15 @@ def test_since_filter(mockstatus, mixed):
 @pytest.mark.parametrize(
     ("params", "named"),
     [
-        ({"status": "200"}, "unknown filter 'status'; allowed: path, method, sequence, since"),
+        ({"code": "200"}, "unknown filter 'code'; allowed: path, method, sequence, since, status"),
         ({"since": "yesterday"}, "bad since 'yesterday': expected a Unix time in seconds"),
+        ({"status": "5xx"}, "bad status '5xx': expected a three-digit code such as 503"),
     ],
-    ids=["bad/__mockstatus/requests?status=200", "bad/__mockstatus/requests?since=yesterday"],
+    ids=[
+        "bad/__mockstatus/requests?code=200",
+        "bad/__mockstatus/requests?since=yesterday",
+        "bad/__mockstatus/requests?status=5xx",
+    ],
 )
 def test_bad_filter_is_400_naming_it(mockstatus, params, named):
     reply = journal(mockstatus, **params)

@@ -8,6 +8,7 @@ import socket
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mockstatus.catalog import FAULTS, KIND_NAMES, ConfigError, load_catalog
@@ -61,8 +62,34 @@ def test_bad_heartbeat(entry, fragment):
         load_catalog({"codes": {103: entry}})
 
 
-def test_an_overlay_that_makes_102_ordinary_drops_its_heartbeat():
-    assert load_catalog({"codes": {102: {"kind": "normal"}}}).get(102).heartbeat is False
+def test_an_overlay_that_makes_102_an_upgrade_drops_its_heartbeat():
+    assert load_catalog({"codes": {102: {"kind": "upgrade"}}}).get(102).heartbeat is False
+
+
+@pytest.mark.parametrize("kind", ["normal", "close", "truncate", "reset", "headerless"])
+def test_a_final_kind_on_a_1xx_is_a_one_line_config_error(kind):
+    with pytest.raises(ConfigError) as caught:
+        load_catalog({"codes": {150: {"reason": "Hold On", "kind": kind}}})
+    assert str(caught.value) == (
+        f"config: codes.150.kind: {kind} would send 150 as a final reply, and a 1xx is never final; "
+        "allowed for a 1xx: interim, upgrade"
+    )
+
+
+def test_a_1xx_without_a_kind_in_a_user_file_is_interim(tmp_path):
+    path = tmp_path / "codes.yaml"
+    path.write_text("codes:\n  150:\n    reason: Hold On\n    then: 202\n")
+    info = load_catalog(str(path)).get(150)
+    assert (info.kind, info.then) == ("interim", 202)
+    with serve_in_thread(str(path)) as server:
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(b"GET /status/150 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        # httpx (h11) skips an interim reply: the client sees the final one, and does not hang.
+        assert httpx.get(server.url("/status/150"), timeout=5).status_code == 202
+    assert received.startswith(b"HTTP/1.1 150 Hold On\r\n\r\nHTTP/1.1 202 Accepted\r\n"), received
 
 
 def test_any_interim_code_can_have_heartbeats():

@@ -207,8 +207,12 @@ def test_language_from_accept_language_or_query(mockstatus, accept_language, que
 
 @pytest.mark.parametrize(
     ("path", "words"),
-    [("/?lang=fr", ["'fr'", "en, zh"]), ("/?lang=", ["''", "en, zh"]), ("/?q=teapot", ["'q'", "lang"])],
-    ids=["bad/?lang=fr", "bad/?lang=", "bad/?q=teapot"],
+    [
+        ("/?lang=fr", ["'fr'", "en, zh"]),
+        ("/?lang=", ["''", "en, zh"]),
+        ("/?lnag=zh", ["'lnag'", "did you mean 'lang'?"]),
+    ],
+    ids=["bad/?lang=fr", "bad/?lang=", "bad/?lnag=zh"],
 )
 def test_bad_query_is_a_400_that_names_it(mockstatus, path, words):
     response = get_page(mockstatus, path)

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import aiohttp  # noqa: F401 - imported before pytester runs, see below
@@ -21,12 +22,15 @@ import pytest
 import requests
 import urllib3  # noqa: F401
 
+import mockstatus.runner  # noqa: F401 - the same: the server's modules, imported once
+
 pytest_plugins = ["pytester"]
 
 # pytester's in-process runs drop the modules they imported when they finish;
 # a client library first imported inside one would later be half re-imported
-# (requests then fails with "You can only merge into CookieJar").  Importing
-# the clients here, before any run, keeps one copy of each.
+# (requests then fails with "You can only merge into CookieJar"; a second copy
+# of mockstatus.server gives the app a key its handlers do not know).
+# Importing them here, before any run, keeps one copy of each.
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "tests" / "examples"
@@ -162,6 +166,60 @@ def test_reset_inside_a_test(mockstatus):
     assert requests.get(mockstatus.url("/sequence/r/503,200")).headers["X-Mockstatus-Step"] == "1"
 
 
+def test_requests_filters_by_status_like_the_journal_route(mockstatus):
+    for code in (503, 503, 200):
+        requests.get(mockstatus.url(f"/status/{code}"), timeout=5)
+    assert [e["status"] for e in mockstatus.requests(status=503)] == [503, 503]
+    assert [e["status"] for e in mockstatus.requests(status="200", method="get")] == [200]
+
+
+def test_an_unknown_filter_is_a_type_error_in_the_tests_own_frame(mockstatus):
+    with pytest.raises(
+        TypeError, match=r"unknown filter 'code'; allowed: path, method, sequence, since, status"
+    ) as caught:
+        mockstatus.requests(code=503)
+    # Raised in this thread, by requests() itself: no frame from the server's thread.
+    assert caught.traceback[-1].name == "requests" and caught.traceback[-2].name == caught.traceback[0].name
+    with pytest.raises(TypeError, match=r"bad status '5xx'"):
+        mockstatus.requests(status="5xx")
+
+
+def test_wait_for_requests_returns_once_a_background_request_arrived(mockstatus):
+    url = mockstatus.url("/status/202?from=thread")
+    timer = threading.Timer(0.1, lambda: requests.post(url, timeout=5))
+    timer.start()
+    try:
+        found = mockstatus.wait_for_requests(method="POST", timeout=5)
+    finally:
+        timer.join()
+    assert [(e["method"], e["path"], e["query"], e["status"]) for e in found] == [
+        ("POST", "/status/202", "from=thread", 202)
+    ]
+
+
+def test_wait_for_requests_fails_naming_what_did_arrive(mockstatus):
+    requests.get(mockstatus.url("/status/200?x=1"), timeout=5)
+    with pytest.raises(AssertionError) as caught:
+        mockstatus.wait_for_requests(count=2, timeout=0.2, status=200)
+    assert str(caught.value) == (
+        "waited 0.2s for 2 request(s) matching status=200; 1 matched, 1 in the journal:\n  GET /status/200?x=1 -> 200"
+    )
+
+
+def test_host_is_the_bare_address_and_url_brackets_ipv6(make_mockstatus):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        server = make_mockstatus(host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    assert server.host == "::1"
+    assert server.url("/status/418") == f"http://[::1]:{server.port}/status/418"
+    with socket.create_connection((server.host, server.port), timeout=5):
+        pass
+    assert requests.get(server.url("/status/418"), timeout=5).status_code == 418
+
+
 def test_mockstatus_config_override_with_a_dict(pytester):
     pytester.makeconftest(
         """
@@ -244,12 +302,14 @@ def test_a_bad_mockstatus_config_fails_setup_with_the_config_error(pytester):
             return {"codes": {"2_00": {"reason": "Nope"}}}
         """
     )
-    pytester.makepyfile("def test_x(mockstatus):\n    pass\n")
+    pytester.makepyfile("def test_x(mockstatus):\n    pass\n\ndef test_y(mockstatus):\n    pass\n")
     result = pytester.runpytest("-q")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        ["*mockstatus_config: config: codes: bad code '2_00': expected exactly three ASCII digits*"]
-    )
+    result.assert_outcomes(errors=2)
+    line = "mockstatus_config: config: codes: bad code '2_00': expected exactly three ASCII digits from 100 to 999"
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_x*", line, "*ERROR at setup of test_y*", line])
+    # Once per test, one line each: no chained ConfigError, no traceback into mockstatus.
+    assert result.stdout.str().count("bad code '2_00'") == 2  # one per test
+    assert "During handling" not in result.stdout.str() and "Traceback" not in result.stdout.str()
 
 
 def test_one_server_per_xdist_worker(pytester):
@@ -447,3 +507,10 @@ def test_readme_serve_in_thread_snippet_runs():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert "'path': '/status/418'" in out.stdout and "'status': 418" in out.stdout
+
+
+def test_readme_wait_for_requests_snippet_runs(pytester):
+    journal = _readme_section().split("### The request journal", 1)[1].split("\n### ", 1)[0]
+    [snippet] = BLOCK.findall(journal)
+    pytester.makepyfile(snippet)
+    pytester.runpytest("-q").assert_outcomes(passed=1)

@@ -145,12 +145,13 @@ def assert_final_reply(reply: Reply, info, method: str = "GET") -> None:
 def test_every_catalog_code(mockstatus, code):
     info = CATALOG.get(code)
     if info.kind == "upgrade":
-        # 101 switches the connection (issue 3 tests the echo); here: the status line and its headers.
+        # 101 switches the connection (test_wire_upgrade.py tests the echo); asked for
+        # no switch, here: the status line and its headers, then the close it announces.
         with connect(mockstatus) as sock:
             sock.sendall(request_bytes(f"/status/{code}"))
             head = parse(read_head(sock)).final
         assert head.line == f"HTTP/1.1 101 {info.reason}"
-        assert head.get("Connection").lower() == "upgrade"
+        assert head.get("Connection").lower() == "upgrade, close"
         assert head.get("Upgrade") == info.header("Upgrade")
         return
     reply = fetch(mockstatus, f"/status/{code}")

@@ -123,6 +123,61 @@ def test_no_length_frames_the_body_by_closing(mockstatus, code):
     assert without(n_headers, "date", "connection") == without(headers, "date", "content-length")
 
 
+# --- faults break the reply that was asked for -----------------------------------------
+
+CUSTOM = "0123456789abcdefghij"
+
+
+@pytest.mark.parametrize(
+    "path, headers",
+    [
+        (f"/status/200?fault=truncate&body={CUSTOM}", {}),
+        ("/status/200?fault=truncate", {"X-Mockstatus-Body": CUSTOM}),
+        (f"/status/503?fault=truncate&body={CUSTOM}&retry_after=30&header=X-Why:test", {}),
+    ],
+    ids=["truncate/query-body", "truncate/header-body", "truncate/body-and-headers"],
+)
+def test_truncate_cuts_the_custom_body_to_half_its_declared_length(mockstatus, path, headers):
+    data, how = fetch(mockstatus, path, headers=headers)
+    status, got, body = split_reply(data)
+    assert how == "close"
+    assert got["content-length"] == ["20"] and body == b"0123456789"
+    assert got["content-type"] == ["text/plain; charset=utf-8"]
+    if "retry_after" in path:
+        assert status == b"HTTP/1.1 503 Service Unavailable"
+        assert got["retry-after"] == ["30"] and got["x-why"] == ["test"]
+
+
+def test_no_length_sends_the_custom_body_and_closes(mockstatus):
+    data, how = fetch(mockstatus, "/status/201?fault=no-length&body=until-close&location=/made")
+    status, got, body = split_reply(data)
+    assert (status, body, how) == (b"HTTP/1.1 201 Created", b"until-close", "close")
+    assert got["location"] == ["/made"] and got["connection"] == ["close"]
+    assert "content-length" not in got and "transfer-encoding" not in got
+
+
+def test_the_catalogs_own_body_is_the_one_cut_and_the_one_sent(make_mockstatus):
+    server = make_mockstatus(OVERLAY)
+    assert split_reply(fetch(server, "/status/595")[0])[2] == b"01234"
+    assert (
+        split_reply(fetch(server, "/status/200?fault=no-length", headers={"X-Mockstatus-Body": "hdr"})[0])[2] == b"hdr"
+    )
+    # ?body= replaces the catalog's body of a truncating code too.
+    data = fetch(server, "/status/595?body=abcdefgh")[0]
+    assert split_reply(data)[1]["content-length"] == ["8"] and split_reply(data)[2] == b"abcd"
+
+
+@pytest.mark.parametrize("fault", ["malformed", "garbage", "empty", "reset"])
+def test_faults_without_a_body_on_the_wire_keep_the_custom_one_out(mockstatus, fault):
+    data, how = fetch(mockstatus, f"/status/503?fault={fault}&body=SECRET-BODY&seed=1")
+    assert b"SECRET-BODY" not in data
+    assert how == ("reset" if fault == "reset" else "close")
+    if fault == "malformed":  # the status asked for, then the lines that are not headers
+        assert data == b"HTTP/1.1 503 Service Unavailable\r\n" + MALFORMED_TAIL
+    if fault == "garbage":  # the same bytes as without a body: nothing of the reply applies
+        assert data == fetch(mockstatus, "/status/503?fault=garbage&seed=1")[0]
+
+
 @pytest.mark.parametrize("fault", FAULTS)
 def test_fault_from_the_request_header_is_the_same_fault(mockstatus, fault):
     by_header = fetch(mockstatus, "/status/200", headers={"X-Mockstatus-Fault": fault, "X-Mockstatus-Seed": "1"})

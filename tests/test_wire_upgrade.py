@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import websockets.exceptions
 import websockets.sync.client
-from wire import connect, read_exactly, read_head, read_response, read_until_close, request_bytes
+from wire import connect, read_exactly, read_head, read_response, read_to_end, read_until_close, request_bytes
 
 from mockstatus.heads import SERVER
 from mockstatus.wire import ECHO_HIGH_WATER
@@ -25,6 +25,11 @@ BINARY = [b"\x00\x01\x02\xff", b"", os.urandom(70_000)]
 
 def switched(token: str) -> bytes:
     return f"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {token}\r\nServer: {SERVER}\r\n\r\n".encode()
+
+
+def unasked(token: str) -> bytes:
+    """The 101 to a request that asked for no switch: it says the connection closes."""
+    return switched(token).replace(b"Connection: Upgrade\r\n", b"Connection: Upgrade, close\r\n")
 
 
 def ws_url(server, path: str = "/status/101") -> str:
@@ -202,21 +207,28 @@ def test_request_pipelined_behind_a_declined_upgrade_is_answered(mockstatus):
     assert second.startswith(b"HTTP/1.1 201 Created\r\n") and body2 == b"201 Created\n"
 
 
-def test_no_upgrade_header_uses_the_catalogs_default_token(mockstatus):
+def test_no_upgrade_header_gets_the_catalogs_101_and_then_the_close(mockstatus):
+    """Nobody asked to switch: the catalog's 101, then a FIN; nothing is echoed or parsed."""
     token = mockstatus.catalog.get(101).header("Upgrade")
     assert token  # the catalog names one
     with connect(mockstatus) as sock:
         sock.sendall(upgrade_request(None))
-        assert read_head(sock) == switched(token)
-        sock.sendall(b"ping")
-        assert read_exactly(sock, 4) == b"ping"
+        assert read_to_end(sock) == (unasked(token), "close")
+
+
+def test_no_upgrade_header_with_a_request_pipelined_behind_is_closed_not_echoed(mockstatus):
+    with connect(mockstatus) as sock:
+        sock.sendall(upgrade_request(None) + request_bytes("/status/200"))
+        received = read_until_close(sock)
+    assert received.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert b"GET /status/200" not in received and b"200 OK" not in received
 
 
 def test_default_token_comes_from_a_config_overlay(make_mockstatus):
     server = make_mockstatus({"codes": {101: {"headers": {"Upgrade": "my-proto/1"}}}})
     with connect(server) as sock:
         sock.sendall(upgrade_request(None))
-        assert read_head(sock) == switched("my-proto/1")
+        assert read_to_end(sock) == (unasked("my-proto/1"), "close")
 
 
 def test_custom_code_with_kind_upgrade(make_mockstatus):
