@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 
 from aiohttp import web
@@ -53,7 +54,15 @@ def parse_choices(text: str) -> list[tuple[int, float]]:
                     f"bad weight {weight_text!r} in {item!r}: expected a positive number such as 1, 0.5 or 3"
                 )
             weight = float(weight_text)
+            if not math.isfinite(weight):
+                shown = weight_text if len(weight_text) <= 40 else weight_text[:40] + "..."
+                raise BadRequest(f"bad weight {shown!r}: too large for a float; expected a number such as 1, 0.5 or 3")
         choices.append((code, weight))
+    # random.choices needs a finite total: two weights near the float maximum overflow it.
+    if not math.isfinite(math.fsum(weight for _, weight in choices)):
+        raise BadRequest(
+            f"bad code list {text[:80]!r}: the weights add up to more than a float holds; use smaller ones"
+        )
     return choices
 
 
