@@ -59,7 +59,7 @@ def parse_choices(text: str) -> list[tuple[int, float]]:
                 raise BadRequest(f"bad weight {shown!r}: too large for a float; expected a number such as 1, 0.5 or 3")
         choices.append((code, weight))
     # random.choices needs a finite total: two weights near the float maximum overflow it.
-    if not math.isfinite(math.fsum(weight for _, weight in choices)):
+    if not math.isfinite(sum(weight for _, weight in choices)):
         raise BadRequest(
             f"bad code list {text[:80]!r}: the weights add up to more than a float holds; use smaller ones"
         )
@@ -247,7 +247,7 @@ async def sequence_handler(request: web.Request) -> web.StreamResponse:
     extra = [("X-Mockstatus-Sequence", name), ("X-Mockstatus-Step", str(step))]
     return await deliver(
         request, state, ask(request, code, options), extra=extra, body_size=body_size, preview=preview,
-        sequence=name, step=step,
+        sequence=name, step=step, restarted=state.sequences.restarted(name),
     )  # fmt: skip
 
 

@@ -369,6 +369,7 @@ class Connection(asyncio.Protocol):
         request[ARRIVED] = self.arrivals.pop(0) if self.arrivals else time.monotonic()
         task = asyncio.current_task()
         if task is not None:
+            self.listener.tasks.add(task)
             task.add_done_callback(self._reply_done)
 
     def detach(self) -> asyncio.Transport:
@@ -407,6 +408,7 @@ class Connection(asyncio.Protocol):
     # -- replies done, timers, refusals ------------------------------------------------
 
     def _reply_done(self, task) -> None:
+        self.listener.tasks.discard(task)
         self.pending -= 1
         if self.refusal is not None and self.pending <= self.refuse_at:
             self._send_refusal()
@@ -608,6 +610,9 @@ class Listener:
         self.body_timeout = body_timeout
         self.max_connections = max_connections
         self.connections: set[Connection] = set()
+        # Every request's handler task (admin, page and body reads included):
+        # a shutdown cancels what is still running when its grace is over.
+        self.tasks: set[asyncio.Task] = set()
         self.loop = asyncio.get_running_loop()
 
     def __call__(self) -> asyncio.Protocol:
@@ -619,6 +624,13 @@ class Listener:
 
     def lost(self, connection: Connection) -> None:
         self.connections.discard(connection)
+
+    def cancel_tasks(self) -> int:
+        """The shutdown grace is over: cancel every request handler still running."""
+        running = [task for task in self.tasks if not task.done() and not task.cancelling()]
+        for task in running:
+            task.cancel()
+        return len(running)
 
     def close_all(self) -> None:
         """At shutdown, after aiohttp's own: close what mockstatus still speaks on."""

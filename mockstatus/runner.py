@@ -120,7 +120,10 @@ class RunningServer:
             self.listener.close_all()
 
     def _grace_over(self) -> None:
+        # The replies being delivered, then every other handler still running
+        # (an admin reply a client does not read, a body still arriving).
         cut = self.state.cancel_in_flight()
+        cut += self.listener.cancel_tasks()
         if cut:
             logging.getLogger("mockstatus").info(
                 "shutdown: closed %d repl%s still running after the %gs grace",
@@ -167,12 +170,14 @@ async def start(
 
 
 async def serve_forever(settings: Settings, catalog: Catalog) -> int:
-    """Run until SIGTERM or SIGINT; let in-flight replies finish within the grace."""
+    """Run until SIGTERM, SIGINT or SIGHUP; let in-flight replies finish within the grace."""
     server = await start(settings, catalog)
     print(f"mockstatus listening on {server.base_url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too: a closed terminal or a supervisor's reload signal ends the
+    # server the same graceful way, not at once with replies lost.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     # What exists now (modules, catalog, precomputed replies) lives as long as
     # the process: take it out of the collector's sight, so a full collection

@@ -198,7 +198,7 @@ def test_since_filter(mockstatus, mixed):
 @pytest.mark.parametrize(
     ("params", "named"),
     [
-        ({"status": "200"}, "unknown filter 'status'; allowed: path, method, sequence, since"),
+        ({"status": "200"}, "unknown filter 'status'; allowed: path, method, sequence, since, after, limit"),
         ({"since": "yesterday"}, "bad since 'yesterday': expected a Unix time in seconds"),
     ],
     ids=["bad/__mockstatus/requests?status=200", "bad/__mockstatus/requests?since=yesterday"],
@@ -270,7 +270,7 @@ def test_admin_routes_answer_with_the_token(guarded_server, method, path, author
 def test_non_utf8_token_bytes_are_a_401(guarded_server):
     with connect(guarded_server) as sock:
         sock.sendall(
-            b"GET /__mockstatus/requests HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n"
+            b"GET /__mockstatus/requests HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n"
         )
         assert read_until_close(sock).startswith(b"HTTP/1.1 401 Unauthorized\r\n")
 

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("no_server_errors")
 def healthy(server) -> None:
     """The server carries on: a new connection gets its health check."""
     with connect(server) as sock:
-        sock.sendall(b"GET /__mockstatus/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        sock.sendall(b"GET /__mockstatus/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         head, body = read_response(sock)
     assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b'"status": "ok"' in body
 

@@ -173,7 +173,7 @@ def read_reply(reader: Reader, method: str) -> Reply:
         return reply
 
 
-HEALTH = b"GET /__mockstatus/health HTTP/1.1\r\nHost: mockstatus.test\r\n\r\n"
+HEALTH = b"GET /__mockstatus/health HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
 def send(server, method: str, target: str, headers: Headers = (), body: bytes = b"", *, fault: bool = False) -> Reply:
