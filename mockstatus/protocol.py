@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import logging
+import socket
 import time
 from collections.abc import Callable
 
@@ -561,9 +563,11 @@ class _Refused(asyncio.Protocol):
     input is read and dropped for a moment so the close sends no RST.
     """
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.limit = listener.max_connections
         self.timer: asyncio.TimerHandle | None = None
+        listener.refusing += 1
 
     def connection_made(self, transport) -> None:
         transport.write(
@@ -587,6 +591,8 @@ class _Refused(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         if self.timer is not None:
             self.timer.cancel()
+        self.listener.refusing -= 1
+        self.listener.room()
 
 
 class Listener:
@@ -614,16 +620,84 @@ class Listener:
         # a shutdown cancels what is still running when its grace is over.
         self.tasks: set[asyncio.Task] = set()
         self.loop = asyncio.get_running_loop()
+        self.refusing = 0  # connections over the limit, being answered 503
+        self.sockets: list[socket.socket] = []
+        self.paused = True  # not accepting (yet, or for want of room)
+        self.stopped = False
 
     def __call__(self) -> asyncio.Protocol:
         if self.max_connections and len(self.connections) >= self.max_connections:
-            return _Refused(self.max_connections)
+            return _Refused(self)
         connection = Connection(self)
         self.connections.add(connection)
         return connection
 
     def lost(self, connection: Connection) -> None:
         self.connections.discard(connection)
+        self.room()
+
+    # -- accepting: paused while the files a refusal needs are short ----------------------
+    #
+    # The event loop's own accept loop takes every connection waiting, and when
+    # accept() fails for want of a file descriptor, libuv accepts on a spare
+    # one and closes it at once: the client sees a close with no reply.  So
+    # mockstatus accepts itself, and stops while it is at --max-connections
+    # plus the refusals it has files for; the kernel's backlog holds the rest
+    # until a connection closes, and each of them then gets a reply.
+
+    def serve(self, sockets: list[socket.socket]) -> None:
+        self.sockets = sockets
+        for sock in sockets:
+            sock.setblocking(False)
+        self._resume()
+
+    def _full(self) -> bool:
+        return bool(self.max_connections) and (
+            len(self.connections) + self.refusing >= self.max_connections + REFUSALS_AT_ONCE
+        )
+
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):  # then let the replies due run
+            if self._full():
+                self._pause()
+                return
+            try:
+                client, _ = sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of files: the connection waits in the backlog, not closed unanswered.
+                    self._pause()
+                    self.loop.call_later(ACCEPT_RETRY, self._resume)
+                    return
+                log.warning("mockstatus: accept() failed: %s", exc)
+                return
+            task = self.loop.create_task(self.loop.connect_accepted_socket(self, sock=client))
+            task.add_done_callback(_accepted)
+
+    def _pause(self) -> None:
+        if not self.paused:
+            self.paused = True
+            for sock in self.sockets:
+                self.loop.remove_reader(sock.fileno())
+
+    def _resume(self) -> None:
+        if self.paused and not self.stopped:
+            self.paused = False
+            for sock in self.sockets:
+                self.loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def room(self) -> None:
+        """A connection or refusal closed: accept again if accepting was paused for want of room."""
+        if self.paused and not self._full():
+            self._resume()
+
+    def stop_accepting(self) -> None:
+        self._pause()
+        self.stopped = True
+        for sock in self.sockets:
+            sock.close()
 
     def cancel_tasks(self) -> int:
         """The shutdown grace is over: cancel every request handler still running."""
@@ -664,6 +738,12 @@ async def bookkeeping(request: web.Request, handler):
     return await handler(request)
 
 
+def _accepted(task: asyncio.Task) -> None:
+    """A connection that went away before its transport was made: nothing to answer."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("mockstatus: accepted connection lost at once: %s", task.exception())
+
+
 def begin(request: web.BaseRequest) -> None:
     """For handlers that run outside the middleware chain (aiohttp's expect handler)."""
     view = request.transport
@@ -674,6 +754,10 @@ def begin(request: web.BaseRequest) -> None:
 # Files the process needs besides its connections: listening sockets, the
 # catalog, logs, connections being refused with a 503.
 RESERVED_FILES = 64
+# Refusals answered at once, within RESERVED_FILES; more wait in the backlog.
+REFUSALS_AT_ONCE = 32
+ACCEPT_BATCH = 64  # connections accepted per wake-up
+ACCEPT_RETRY = 0.1  # seconds before accepting again after running out of files
 _warned_limit: set[int] = set()
 
 

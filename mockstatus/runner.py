@@ -76,14 +76,12 @@ def configure_logging() -> None:
 
 class RunningServer:
     def __init__(
-        self, runner: web.AppRunner, app: web.Application, host: str, port: int,
-        server: asyncio.Server, listener: Listener,
+        self, runner: web.AppRunner, app: web.Application, host: str, port: int, listener: Listener,
     ) -> None:  # fmt: skip
         self.runner = runner
         self.app = app
         self.host = host
         self.port = port
-        self.server = server
         self.listener = listener
 
     @property
@@ -111,7 +109,7 @@ class RunningServer:
         state = self.state
         state.closing = True
         timer = asyncio.get_running_loop().call_later(state.settings.shutdown_grace, self._grace_over)
-        self.server.close()  # stop accepting
+        self.listener.stop_accepting()
         try:
             await self.runner.cleanup()
         finally:
@@ -160,13 +158,38 @@ async def start(
         body_timeout=settings.body_timeout,
         max_connections=connection_limit(settings.max_connections),
     )
-    loop = asyncio.get_running_loop()
-    if sock is not None:
-        server = await loop.create_server(listener, sock=sock, backlog=1024)
-    else:
-        server = await loop.create_server(listener, settings.host, settings.port, backlog=1024, reuse_address=True)
-    bound = server.sockets[0].getsockname()
-    return RunningServer(runner, app, settings.host, bound[1], server, listener)
+    sockets = [sock] if sock is not None else listening_sockets(settings.host, settings.port)
+    listener.serve(sockets)
+    bound = sockets[0].getsockname()
+    return RunningServer(runner, app, settings.host, bound[1], listener)
+
+
+def listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """Bound, listening sockets for every address ``host`` resolves to (as
+    loop.create_server binds them); port 0 picks one free port for all."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    seen = set()
+    try:
+        for family, kind, proto, _, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                # As asyncio does: an IPv6 socket does not also take IPv4 (that is 0.0.0.0's).
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(1024)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 async def serve_forever(settings: Settings, catalog: Catalog) -> int:

@@ -16,6 +16,7 @@ import random
 import socket
 import struct
 
+import aiohttp
 from aiohttp import web
 
 from .bodies import Prepared
@@ -263,7 +264,7 @@ async def send_websocket_echo(request: web.Request, idle: float) -> web.StreamRe
                 message = await ws.receive(timeout=idle if idle > 0 else None)
             except TimeoutError:
                 reason = f"idle for {format_seconds(idle)} (--upgrade-idle-timeout)"
-                await ws.close(code=web.WSCloseCode.GOING_AWAY, message=reason.encode())
+                await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=reason.encode())
                 break
             if message.type == web.WSMsgType.TEXT:
                 await ws.send_str(message.data)
