@@ -55,14 +55,14 @@ def parse_choices(text: str) -> list[tuple[int, float]]:
                 )
             weight = float(weight_text)
             if not math.isfinite(weight):
-                shown = weight_text if len(weight_text) <= 40 else weight_text[:40] + "..."
-                raise BadRequest(f"bad weight {shown!r}: too large for a float; expected a number such as 1, 0.5 or 3")
+                raise BadRequest(
+                    f"bad weight {weight_text!r} in {item!r}: too large for a float; "
+                    "expected a positive number such as 1, 0.5 or 3"
+                )
         choices.append((code, weight))
     # random.choices needs a finite total: two weights near the float maximum overflow it.
     if not math.isfinite(sum(weight for _, weight in choices)):
-        raise BadRequest(
-            f"bad code list {text[:80]!r}: the weights add up to more than a float holds; use smaller ones"
-        )
+        raise BadRequest(f"bad code list {text!r}: the weights add up to more than a float holds; use smaller ones")
     return choices
 
 

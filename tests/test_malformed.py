@@ -32,7 +32,7 @@ def healthy(server) -> None:
     with connect(server) as sock:
         sock.sendall(b"GET /__mockstatus/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         head, body = read_response(sock)
-    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b'"status": "ok"' in body
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b'"status":"ok"' in body
 
 
 def answer(server, raw: bytes, timeout: float = 5.0) -> tuple[bytes, bytes, bytes, str]:

@@ -270,7 +270,7 @@ def expected_choices(text: str) -> list[int]:
         total += float(weight) if sep else 1.0
         codes.append(int(code_text))
     if total == float("inf"):
-        raise Bad("weights add up to infinity")
+        raise Bad(repr(text))
     return codes
 
 
