@@ -228,6 +228,24 @@ def _redirect_checked(header: tuple[str, str], settings: Settings) -> tuple[str,
     return header
 
 
+def check_catalog_redirects(catalog, settings: Settings) -> None:
+    """With --allowed-redirect-hosts, the catalog's own Refresh headers are
+    narrowed too, parsed as browsers parse them.  Its Location headers stay
+    the operator's (the shipped 305 names a proxy by its absolute URL)."""
+    from .catalog import ConfigError
+
+    if not settings.allowed_redirect_hosts:
+        return
+    for info in catalog:
+        for name, value in info.headers:
+            if name.lower() != "refresh":
+                continue
+            try:
+                _redirect_checked((name, value), settings)
+            except BadRequest as exc:
+                raise ConfigError(f"{catalog.sources[-1]}: codes.{info.code}.headers.{name}: {exc.message}") from None
+
+
 def parse_code_text(text: str, what: str = "code") -> int:
     if not CODE_PATTERN.fullmatch(text):
         raise BadRequest(f"bad {what} {text!r}: expected {CODE_FORM}")

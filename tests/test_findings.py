@@ -20,6 +20,7 @@ import requests
 import websockets.sync.client
 from wire import connect, read_head, read_response, read_until_close, request_bytes
 
+from mockstatus import serve_in_thread
 from mockstatus.catalog import ConfigError
 from mockstatus.settings import load_config
 
@@ -279,6 +280,13 @@ def test_finding_05_refresh_to_an_allowed_place_is_sent(make_mockstatus, value):
     reply = requests.get(server.url("/status/200"), params={"header": f"Refresh:{value}"}, timeout=5)
     assert reply.status_code == 200
     assert reply.headers["Refresh"] == value
+
+
+def test_finding_05_catalog_refresh_is_narrowed_too():
+    config = {"codes": {299: {"reason": "Go", "headers": {"Refresh": "0; https://evil.test/"}}}}
+    with pytest.raises(ConfigError, match=r"codes\.299\.headers\.Refresh: bad location 'https://evil.test/'"):
+        serve_in_thread(config, allowed_redirect_hosts=("good.example",))
+    serve_in_thread(config).stop()  # without the setting, the operator's catalog goes as written
 
 
 # --- 6: config files that cannot hang start-up -------------------------------------------------
