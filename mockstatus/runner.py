@@ -27,6 +27,7 @@ from aiohttp.abc import AbstractAccessLogger
 from .app import make_app
 from .catalog import Catalog
 from .framing import Limits
+from .options import check_catalog_redirects
 from .protocol import Listener, connection_limit
 from .server import STATE, access_log
 from .settings import Config, Settings, resolve, server_url, url_host
@@ -347,4 +348,5 @@ def serve_in_thread(
     if "port" not in given and settings is None:
         given["port"] = 0  # a free port, whatever the config file's server: section says
     settings, catalog = resolve(config, overrides=given, base=settings or Settings(host="127.0.0.1", port=0))
+    check_catalog_redirects(catalog, settings)
     return ThreadServer(settings, catalog).start()

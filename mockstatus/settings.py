@@ -314,13 +314,11 @@ def resolve(
     obey ``--max-delay``.
     """
     from .catalog import check_delays
-    from .options import check_catalog_redirects
 
     from_env = env_values(environ) if environ is not None else {}
     catalog, from_file = load_config(config)
     settings = (base or Settings()).replace(**{**from_file, **from_env, **(overrides or {})})
     check_delays(catalog, settings.max_delay, settings.default_delay)
-    check_catalog_redirects(catalog, settings)
     return settings, catalog
 
 
