@@ -567,9 +567,9 @@ class _Refused(asyncio.Protocol):
         self.listener = listener
         self.limit = listener.max_connections
         self.timer: asyncio.TimerHandle | None = None
-        listener.refusing += 1
 
     def connection_made(self, transport) -> None:
+        self.listener.refusing += 1  # until connection_lost, which follows only a connection_made
         transport.write(
             plain_reply(
                 503,
@@ -621,6 +621,7 @@ class Listener:
         self.tasks: set[asyncio.Task] = set()
         self.loop = asyncio.get_running_loop()
         self.refusing = 0  # connections over the limit, being answered 503
+        self.accepting = 0  # accepted sockets whose transport is still being made
         self.sockets: list[socket.socket] = []
         self.paused = True  # not accepting (yet, or for want of room)
         self.stopped = False
@@ -653,11 +654,11 @@ class Listener:
 
     def _full(self) -> bool:
         return bool(self.max_connections) and (
-            len(self.connections) + self.refusing >= self.max_connections + REFUSALS_AT_ONCE
+            len(self.connections) + self.refusing + self.accepting >= self.max_connections + REFUSALS_AT_ONCE
         )
 
     def _accept(self, sock: socket.socket) -> None:
-        for _ in range(ACCEPT_BATCH):  # then let the replies due run
+        for _ in range(ACCEPT_BATCH):
             if self._full():
                 self._pause()
                 return
@@ -673,8 +674,24 @@ class Listener:
                     return
                 log.warning("mockstatus: accept() failed: %s", exc)
                 return
+            client.setblocking(False)
+            self.accepting += 1
             task = self.loop.create_task(self.loop.connect_accepted_socket(self, sock=client))
-            task.add_done_callback(_accepted)
+            task.add_done_callback(self._accepted)
+        # More may be waiting: go on after the callbacks due (uvloop's readiness
+        # is edge-triggered, so nothing would call again for these).
+        self.loop.call_soon(self._accept_more, sock)
+
+    def _accept_more(self, sock: socket.socket) -> None:
+        if not self.paused and not self.stopped:
+            self._accept(sock)
+
+    def _accepted(self, task: asyncio.Task) -> None:
+        self.accepting -= 1
+        if not task.cancelled() and task.exception() is not None:
+            # Gone before its transport was made: nothing to answer.
+            log.debug("mockstatus: accepted connection lost at once: %s", task.exception())
+        self.room()  # counted twice while its transport was made (connections and accepting)
 
     def _pause(self) -> None:
         if not self.paused:
@@ -687,6 +704,8 @@ class Listener:
             self.paused = False
             for sock in self.sockets:
                 self.loop.add_reader(sock.fileno(), self._accept, sock)
+                # Connections that queued while paused raise no new readiness.
+                self.loop.call_soon(self._accept_more, sock)
 
     def room(self) -> None:
         """A connection or refusal closed: accept again if accepting was paused for want of room."""
@@ -738,12 +757,6 @@ async def bookkeeping(request: web.Request, handler):
     return await handler(request)
 
 
-def _accepted(task: asyncio.Task) -> None:
-    """A connection that went away before its transport was made: nothing to answer."""
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("mockstatus: accepted connection lost at once: %s", task.exception())
-
-
 def begin(request: web.BaseRequest) -> None:
     """For handlers that run outside the middleware chain (aiohttp's expect handler)."""
     view = request.transport
@@ -756,7 +769,7 @@ def begin(request: web.BaseRequest) -> None:
 RESERVED_FILES = 64
 # Refusals answered at once, within RESERVED_FILES; more wait in the backlog.
 REFUSALS_AT_ONCE = 32
-ACCEPT_BATCH = 64  # connections accepted per wake-up
+ACCEPT_BATCH = 16  # connections accepted per wake-up
 ACCEPT_RETRY = 0.1  # seconds before accepting again after running out of files
 _warned_limit: set[int] = set()
 
