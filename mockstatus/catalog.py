@@ -145,8 +145,8 @@ def default_catalog_path() -> Path:
 # libyaml's safe loader when PyYAML has it: with the pure-Python one, parsing
 # the catalog is most of a test server's start-up time (benchmarks/startup.py).
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# Deeper than any config needs; PyYAML's composer recurses per level, and
-# about a thousand levels end in a RecursionError.
+# Deeper than any config needs; PyYAML's composer recurses per level, so a
+# deep enough file would end in a RecursionError traceback.
 MAX_YAML_DEPTH = 32
 
 
