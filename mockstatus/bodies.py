@@ -220,9 +220,9 @@ ADMIN_HEADERS = {"Server": SERVER, "Cache-Control": "no-store"}
 # Compact: json.dumps with an indent runs the pure-Python encoder, several
 # times slower than the C one, and all of it on the event loop.
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-# Journal entries written per write() when streaming a list (a bounded slice
-# of event-loop time, and of memory, however long the list).
-STREAM_BATCH = 32
+# Bytes of JSON written per write() when streaming a list: a bounded slice of
+# event-loop time, and of memory, however long the list.
+STREAM_CHUNK = 64 * 1024
 
 
 def admin_json(data, status: int = 200) -> web.Response:
@@ -235,20 +235,25 @@ async def admin_json_list(request: web.Request, head: dict, key: str, items: lis
     """``head`` with ``key`` holding ``to_json(item)`` for each item, streamed a batch at a time.
 
     Each write waits while the socket's buffer is full, so a client that
-    never reads holds one batch and the socket's buffers, not the whole
-    reply; a yield between batches lets delayed replies go out on time.
+    never reads holds one chunk and the socket's buffers, not the whole
+    reply; a yield between chunks lets delayed replies go out on time.
     """
     if request.method == "HEAD":
         return admin_json({**head, key: [to_json(item) for item in items]})
     response = web.StreamResponse(headers=ADMIN_HEADERS)
     response.content_type = "application/json"
     await response.prepare(request)
-    opening = _compact(head)[:-1] + ("," if head else "") + _compact(key) + ":["
-    await response.write(opening.encode())
-    for start in range(0, len(items), STREAM_BATCH):
-        batch = ",".join(_compact(to_json(item)) for item in items[start : start + STREAM_BATCH])
-        await response.write((b"," if start else b"") + batch.encode())
-        await asyncio.sleep(0)
-    await response.write(b"]}\n")
+    parts = [_compact(head)[:-1] + ("," if head else "") + _compact(key) + ":["]
+    size = 0
+    for index, item in enumerate(items):
+        text = _compact(to_json(item))
+        parts.append("," + text if index else text)
+        size += len(text)
+        if size >= STREAM_CHUNK:
+            await response.write("".join(parts).encode())
+            parts, size = [], 0
+            await asyncio.sleep(0)
+    parts.append("]}\n")
+    await response.write("".join(parts).encode())
     await response.write_eof()
     return response
