@@ -1,20 +1,24 @@
 """``/__mockstatus/*``: health, the catalog, the request journal and sequences.
 
 Admin requests are not recorded in the journal.  With ``--admin-token`` set,
-every admin route but health needs ``Authorization: Bearer <token>``.
+every admin route but health needs ``Authorization: Bearer <token>``.  On a
+server bound to loopback, every admin route answers only requests whose
+``Host`` is a loopback name (or one of ``--allowed-hosts``): a web page that
+rebinds its own name to 127.0.0.1 sends its name as the Host.
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
+import ipaddress
 
 from aiohttp import web
 
 from . import __version__
-from .bodies import admin_json
+from .bodies import admin_json, admin_json_list
 from .errors import admin_error
-from .journal import parse_filters
+from .journal import FILTERS, PAGING, parse_filters
 from .server import STATE
 
 
@@ -28,9 +32,62 @@ def _bearer_matches(header: str, token: str) -> bool:
     )
 
 
+def _is_loopback(host: str) -> bool:
+    # RFC 6761 §6.3: localhost and *.localhost name the loopback interface.
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(header: str) -> str:
+    """``Host: name:port`` -> name; ``[::1]:8080`` -> ``[::1]``."""
+    if header.startswith("["):
+        return header.partition("]")[0] + "]"
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+def host_refused(request: web.Request) -> web.Response | None:
+    """A 403 for a Host a server bound to loopback does not answer admin requests for."""
+    settings = request.app[STATE].settings
+    if not _is_loopback(settings.host):
+        return None
+    header = request.headers.get("Host")
+    if header is None:  # HTTP/1.0 without Host: not a browser
+        return None
+    name = _host_name(header.strip())
+    if _is_loopback(name) or name.lower() in settings.allowed_hosts:
+        return None
+    allowed = ", ".join(("localhost", "127.0.0.1", "[::1]", *settings.allowed_hosts))
+    return admin_error(
+        403,
+        f"Host {header!r} is not a loopback name; a server bound to {settings.host} answers admin requests "
+        f"for {allowed} (add names with --allowed-hosts)",
+    )
+
+
+def owner_only(handler):
+    """Host check, for every admin route (health included)."""
+
+    @functools.wraps(handler)
+    async def check(request: web.Request) -> web.StreamResponse:
+        refused = host_refused(request)
+        if refused is not None:
+            return refused
+        return await handler(request)
+
+    return check
+
+
 def guarded(handler):
     @functools.wraps(handler)
     async def check(request: web.Request) -> web.StreamResponse:
+        refused = host_refused(request)
+        if refused is not None:
+            return refused
         token = request.app[STATE].settings.admin_token
         if token:
             if not _bearer_matches(request.headers.get("Authorization", ""), token):
@@ -42,6 +99,7 @@ def guarded(handler):
     return check
 
 
+@owner_only
 async def health(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return admin_json({"status": "ok", "version": __version__, "codes": len(state.catalog)})
@@ -54,14 +112,22 @@ async def codes(request: web.Request) -> web.Response:
 
 
 @guarded
-async def requests_list(request: web.Request) -> web.Response:
+async def requests_list(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     try:
-        filters = parse_filters(dict(request.query))
+        filters = parse_filters(dict(request.query), FILTERS + PAGING)
     except ValueError as exc:
         return admin_error(400, str(exc))
-    entries = state.journal.query(**filters)
-    return admin_json({"count": len(entries), "requests": [entry.as_json() for entry in entries]})
+    entries = state.journal.query(**filters, redact=not state.journal.keep_secrets)
+    head: dict = {"count": len(entries)}
+    if "limit" in filters:
+        # The id to pass as ?after= for the next page; null when this page is the last.
+        head["next_after"] = entries[-1].id if len(entries) == filters["limit"] else None
+    return await admin_json_list(request, head, "requests", entries, _entry_json)
+
+
+def _entry_json(entry) -> dict:
+    return entry.as_json()
 
 
 @guarded

@@ -31,16 +31,18 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app[page.PAGES] = page.Pages(catalog)  # the browser page, rendered once per app
     expect = make_expect_handler(state)
 
-    app.router.add_route(ANY, "/", page.index)  # 405 for anything but GET/HEAD
-    app.router.add_get("/__mockstatus/health", admin.health)
-    app.router.add_get("/__mockstatus/codes", admin.codes)
-    app.router.add_get("/__mockstatus/requests", admin.requests_list)
-    app.router.add_delete("/__mockstatus/requests", admin.requests_clear)
-    app.router.add_get("/__mockstatus/sequences", admin.sequences_list)
-    app.router.add_delete("/__mockstatus/sequences", admin.sequences_reset)
-    app.router.add_delete("/__mockstatus/sequences/{name}", admin.sequences_reset)
-    app.router.add_route(ANY, "/__mockstatus/static/{name}", page.static)
-    app.router.add_route(ANY, "/status", handlers.status_missing)
+    # Every route checks Expect (RFC 9110 §10.1.1): a body above --max-body-size
+    # is refused before the client sends it, whatever the path.
+    app.router.add_route(ANY, "/", page.index, expect_handler=expect)  # 405 for anything but GET/HEAD
+    app.router.add_get("/__mockstatus/health", admin.health, expect_handler=expect)
+    app.router.add_get("/__mockstatus/codes", admin.codes, expect_handler=expect)
+    app.router.add_get("/__mockstatus/requests", admin.requests_list, expect_handler=expect)
+    app.router.add_delete("/__mockstatus/requests", admin.requests_clear, expect_handler=expect)
+    app.router.add_get("/__mockstatus/sequences", admin.sequences_list, expect_handler=expect)
+    app.router.add_delete("/__mockstatus/sequences", admin.sequences_reset, expect_handler=expect)
+    app.router.add_delete("/__mockstatus/sequences/{name}", admin.sequences_reset, expect_handler=expect)
+    app.router.add_route(ANY, "/__mockstatus/static/{name}", page.static, expect_handler=expect)
+    app.router.add_route(ANY, "/status", handlers.status_missing, expect_handler=expect)
     # [\s\S]*, not .*: a decoded %0A in the path must reach the handler (a 400 naming
     # it), not fall through every route to aiohttp's bare "404: Not Found".
     # The fast path is here too: status_handler answers a plain /status/NNN first thing.
@@ -48,8 +50,8 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app.router.add_route(
         ANY, r"/sequence/{name:[^/]+}/{codes:[\s\S]*}", handlers.sequence_handler, expect_handler=expect
     )
-    app.router.add_route(ANY, "/sequence", handlers.sequence_missing)
-    app.router.add_route(ANY, "/sequence/{name:[^/]+}", handlers.sequence_missing)
+    app.router.add_route(ANY, "/sequence", handlers.sequence_missing, expect_handler=expect)
+    app.router.add_route(ANY, "/sequence/{name:[^/]+}", handlers.sequence_missing, expect_handler=expect)
     # Everything else: 405 with Allow where the path exists for other methods, else 404.
     app.router.add_route(ANY, r"/{tail:[\s\S]*}", handlers.not_found, expect_handler=expect)
     return app

@@ -8,6 +8,7 @@ options (``location=``, ``header=``, ``body=``...) are laid over a copy
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 
@@ -213,10 +214,46 @@ def response_body(prepared: Prepared, options: Options) -> bytes | None:
 
 # --- the admin API's replies ------------------------------------------------------
 
-ADMIN_HEADERS = {"Server": SERVER, "Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+# No Access-Control-Allow-Origin: the journal holds what clients sent, and the
+# page at / reads it same-origin; a cross-origin page must not.
+ADMIN_HEADERS = {"Server": SERVER, "Cache-Control": "no-store"}
+# Compact: json.dumps with an indent runs the pure-Python encoder, several
+# times slower than the C one, and all of it on the event loop.
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Bytes of JSON written per write() when streaming a list: a bounded slice of
+# event-loop time, and of memory, however long the list.
+STREAM_CHUNK = 64 * 1024
 
 
 def admin_json(data, status: int = 200) -> web.Response:
-    """A reply of ``/__mockstatus/*``: indented JSON, never cached."""
-    body = json.dumps(data, ensure_ascii=False, indent=1).encode() + b"\n"
+    """A reply of ``/__mockstatus/*``: compact JSON, never cached."""
+    body = _compact(data).encode() + b"\n"
     return web.Response(status=status, body=body, content_type="application/json", headers=ADMIN_HEADERS)
+
+
+async def admin_json_list(request: web.Request, head: dict, key: str, items: list, to_json) -> web.StreamResponse:
+    """``head`` with ``key`` holding ``to_json(item)`` for each item, streamed a batch at a time.
+
+    Each write waits while the socket's buffer is full, so a client that
+    never reads holds one chunk and the socket's buffers, not the whole
+    reply; a yield between chunks lets delayed replies go out on time.
+    """
+    if request.method == "HEAD":
+        return admin_json({**head, key: [to_json(item) for item in items]})
+    response = web.StreamResponse(headers=ADMIN_HEADERS)
+    response.content_type = "application/json"
+    await response.prepare(request)
+    parts = [_compact(head)[:-1] + ("," if head else "") + _compact(key) + ":["]
+    size = 0
+    for index, item in enumerate(items):
+        text = _compact(to_json(item))
+        parts.append("," + text if index else text)
+        size += len(text)
+        if size >= STREAM_CHUNK:
+            await response.write("".join(parts).encode())
+            parts, size = [], 0
+            await asyncio.sleep(0)
+    parts.append("]}\n")
+    await response.write("".join(parts).encode())
+    await response.write_eof()
+    return response

@@ -147,6 +147,58 @@ def default_catalog_path() -> Path:
 # libyaml's safe loader when PyYAML has it: with the pure-Python one, parsing
 # the catalog is most of a test server's start-up time (benchmarks/startup.py).
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Deeper than any config needs; PyYAML's composer recurses per level, so a
+# deep enough file would end in a RecursionError traceback.
+MAX_YAML_DEPTH = 32
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, line: int, key: str, first: int) -> None:
+        self.line, self.key, self.first = line, key, first
+
+
+def _strict(loader: type) -> type:
+    """``loader`` that refuses a mapping key given twice (``503`` and ``'503'`` too):
+    PyYAML keeps the last one silently, so a typo'd override would win unseen."""
+
+    class Strict(loader):  # type: ignore[misc, valid-type]
+        def construct_mapping(self, node, deep=False):
+            seen: dict[str, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                name = str(key) if isinstance(key, (str, int)) and not isinstance(key, bool) else repr(key)
+                if name in seen:
+                    raise _DuplicateKey(key_node.start_mark.line + 1, f"{key!r}"[:80], seen[name] + 1)
+                seen[name] = key_node.start_mark.line
+            return super().construct_mapping(node, deep=deep)
+
+    return Strict
+
+
+_STRICT_FAST = _strict(FAST_LOADER)
+_STRICT_PURE = _strict(yaml.SafeLoader)
+
+
+def _check_shape(text: str, path: str | Path, loader: type) -> None:
+    """Refuse aliases and deep nesting from the event stream, before anything is built.
+
+    An alias makes a few hundred bytes expand to billions of nodes (the
+    "billion laughs"); the parser's events are read one at a time, so this
+    check costs no memory and no recursion.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.AliasEvent):
+            raise ConfigError(
+                f"{path}:{event.start_mark.line + 1}: YAML alias *{event.anchor} is not allowed in a config file; "
+                "write the value out"
+            )
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise ConfigError(f"{path}:{event.start_mark.line + 1}: nested more than {MAX_YAML_DEPTH} levels deep")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -160,16 +212,31 @@ def read_yaml(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     try:
-        return yaml.load(text, Loader=FAST_LOADER)  # noqa: S506 - a safe loader
-    except yaml.YAMLError:
-        pass  # parse again with the pure loader: its wording (and lines) for the message
+        _check_shape(text, path, FAST_LOADER)
+        return _load(text, _STRICT_FAST, path)
+    except yaml.YAMLError as exc:
+        # libyaml stops at its own nesting limit; the pure scanner would take
+        # seconds to reach the same place, so this one is answered here.
+        if "nesting depth" in str(exc):
+            raise ConfigError(f"{path}: nested more than {MAX_YAML_DEPTH} levels deep") from None
+        # Otherwise parse again with the pure loader: its wording (and lines) for the message.
     try:
-        return yaml.safe_load(text)
+        _check_shape(text, path, yaml.SafeLoader)
+        return _load(text, _STRICT_PURE, path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+
+
+def _load(text: str, loader: type, path: str | Path) -> Any:
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except _DuplicateKey as dup:
+        raise ConfigError(
+            f"{path}:{dup.line}: duplicate key {dup.key} (also on line {dup.first}); give each key once"
+        ) from None
 
 
 def parse_code(value: Any, where: str) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from . import __version__
 from .dependencies import aiohttp_problem
 from .durations import parse_duration
+from .options import check_catalog_redirects
 from .settings import ENV_PREFIX, SETTINGS, load_config, parse_one, resolve, server_url
 
 
@@ -92,7 +93,9 @@ def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]):
     given = [s for s in SETTINGS if getattr(args, s.name, None) is not None]
     flag_values = {s.name: parse_one(s, getattr(args, s.name), s.flag) for s in given}
     config_path = flag_values.get("config") or environ.get(ENV_PREFIX + "CONFIG") or None
-    return resolve(config_path, environ=environ, overrides={**flag_values, "config": config_path})
+    settings, catalog = resolve(config_path, environ=environ, overrides={**flag_values, "config": config_path})
+    check_catalog_redirects(catalog, settings)
+    return settings, catalog
 
 
 def cmd_codes(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

@@ -70,6 +70,7 @@ async def deliver(
     preview: bytes = b"",
     sequence: str | None = None,
     step: int | None = None,
+    restarted: bool = False,
 ) -> web.StreamResponse:
     options = asked.options
     info = state.catalog.get(asked.code)
@@ -94,7 +95,7 @@ async def deliver(
             raise  # cut by a shutdown after its grace, not by the client
         # The client went away during the delay (aiohttp cancels the handler):
         # nothing keeps running; log it as nginx does, 499 Client Closed Request.
-        _record_gone(request, state, delay, body_size, preview, sequence, step)
+        _record_gone(request, state, delay, body_size, preview, sequence, step, restarted)
         if state.settings.access_log:
             access_log.info(
                 '%s "%s %s HTTP/%d.%d" 499 - client closed the connection during a %.3fs delay',
@@ -102,23 +103,24 @@ async def deliver(
             )  # fmt: skip
         raise
     except ConnectionResetError:
-        _record_gone(request, state, delay, body_size, preview, sequence, step)
+        _record_gone(request, state, delay, body_size, preview, sequence, step, restarted)
         return AlreadySent(499)
     finally:
         state.in_flight.discard(task)  # type: ignore[arg-type]
     assert response is not None  # a final kind's writer returns the response
     # response.status, not info.code: a refused upgrade answers 400/426 instead of 101.
     state.journal.record(
-        request, response.status, body_size=body_size, body_preview=preview, delay=delay, sequence=sequence, step=step
-    )
+        request, response.status, body_size=body_size, body_preview=preview, delay=delay, sequence=sequence, step=step,
+        restarted=restarted,
+    )  # fmt: skip
     return response
 
 
 def _record_gone(
     request: web.Request, state: ServerState, delay: float, body_size: int, preview: bytes,
-    sequence: str | None, step: int | None,
+    sequence: str | None, step: int | None, restarted: bool,
 ) -> None:  # fmt: skip
     state.journal.record(
         request, 499, body_size=body_size, body_preview=preview, delay=delay,
-        client_gone=True, sequence=sequence, step=step,
+        client_gone=True, sequence=sequence, step=step, restarted=restarted,
     )  # fmt: skip

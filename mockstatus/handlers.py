@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 
 from aiohttp import web
@@ -53,7 +54,15 @@ def parse_choices(text: str) -> list[tuple[int, float]]:
                     f"bad weight {weight_text!r} in {item!r}: expected a positive number such as 1, 0.5 or 3"
                 )
             weight = float(weight_text)
+            if not math.isfinite(weight):
+                raise BadRequest(
+                    f"bad weight {weight_text!r} in {item!r}: too large for a float; "
+                    "expected a positive number such as 1, 0.5 or 3"
+                )
         choices.append((code, weight))
+    # random.choices needs a finite total: two weights near the float maximum overflow it.
+    if not math.isfinite(sum(weight for _, weight in choices)):
+        raise BadRequest(f"bad code list {text!r}: the weights add up to more than a float holds; use smaller ones")
     return choices
 
 
@@ -240,7 +249,7 @@ async def sequence_handler(request: web.Request) -> web.StreamResponse:
     extra = [("X-Mockstatus-Sequence", name), ("X-Mockstatus-Step", str(step))]
     return await deliver(
         request, state, ask(request, code, options), extra=extra, body_size=body_size, preview=preview,
-        sequence=name, step=step,
+        sequence=name, step=step, restarted=state.sequences.restarted(name),
     )  # fmt: skip
 
 

@@ -4,23 +4,42 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import time
 from typing import TYPE_CHECKING, Any
+
+from multidict import CIMultiDict
 
 if TYPE_CHECKING:
     from multidict import CIMultiDictProxy
     from yarl import URL
 
 JOURNAL_BODY_PREVIEW = 4096
+# What one entry keeps of the request's target and header fields; the rest is
+# cut and the entry marked truncated, as the body preview is.
+JOURNAL_ENTRY_BYTES = 8192
+# What an entry costs besides the bytes it keeps (the tuple, the entry's
+# fields) and what one header field costs besides its name and value (two
+# str objects and a multidict slot), so the total-bytes cap tracks memory.
+ENTRY_OVERHEAD = 400
+FIELD_OVERHEAD = 120
+# Credentials a request carries: the admin route, which other processes and
+# pages can reach, shows them as REDACTED unless --journal-secrets keep.
+SECRET_HEADERS = frozenset(("authorization", "proxy-authorization", "cookie", "set-cookie"))
+REDACTED = "[redacted]"
+_URL_PART = 2048  # of a cut entry: at most this many characters of the path, and of the query
+
 # The journal's filters, for the admin route and ThreadServer.requests() alike.
 FILTERS = ("path", "method", "sequence", "since", "status")
+# Paging, for the admin route only (a test reads its whole journal at once).
+PAGING = ("after", "limit")
 
 
-def parse_filters(given: dict[str, Any]) -> dict[str, Any]:
+def parse_filters(given: dict[str, Any], allowed: tuple[str, ...] = FILTERS) -> dict[str, Any]:
     """The journal filters in ``given`` (text or values), checked: ValueError names a bad one."""
     for name in given:
-        if name not in FILTERS:
-            raise ValueError(f"unknown filter {name!r}; allowed: {', '.join(FILTERS)}")
+        if name not in allowed:
+            raise ValueError(f"unknown filter {name!r}; allowed: {', '.join(allowed)}")
     filters = {name: value for name, value in given.items() if value is not None}
     if "since" in filters:
         try:
@@ -32,6 +51,12 @@ def parse_filters(given: dict[str, Any]) -> dict[str, Any]:
         if isinstance(status, bool) or not str(status).isascii() or not str(status).isdigit() or len(str(status)) != 3:
             raise ValueError(f"bad status {status!r}: expected a three-digit code such as 503")
         filters["status"] = int(status)
+    for name, least in (("after", 0), ("limit", 1)):
+        if name in filters:
+            text = str(filters[name])
+            if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < least:
+                raise ValueError(f"bad {name} {text!r}: expected a whole number of at least {least}")
+            filters[name] = int(text)
     return filters
 
 
@@ -53,6 +78,31 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+class _CutURL:
+    """The path and query an over-size entry keeps (an object with URL's two attributes)."""
+
+    __slots__ = ("path", "query_string")
+
+    def __init__(self, path: str, query_string: str) -> None:
+        self.path = path
+        self.query_string = query_string
+
+
+def _cut(request, budget: int) -> tuple[_CutURL, CIMultiDict[str]]:
+    """The first ``budget`` bytes' worth of an over-size request's target and headers."""
+    url = request.rel_url
+    path, query = url.path[:_URL_PART], url.query_string[:_URL_PART]
+    budget -= len(path) + len(query)
+    kept: CIMultiDict[str] = CIMultiDict()
+    for name, value in request.headers.items():
+        room = budget - len(name)
+        if room <= 0:
+            break
+        kept.add(name, value[:room])
+        budget = room - len(value)
+    return _CutURL(path, query), kept
+
+
 @dataclasses.dataclass(slots=True)
 class JournalEntry:
     """One recorded request, made from the tuple ``Journal.record`` keeps.
@@ -66,8 +116,8 @@ class JournalEntry:
     time: float
     _peer: Any
     method: str
-    _url: URL
-    _headers: CIMultiDictProxy[str]
+    _url: URL | _CutURL
+    _headers: CIMultiDictProxy[str] | CIMultiDict[str]
     body_size: int
     body_preview: bytes
     status: int
@@ -75,6 +125,10 @@ class JournalEntry:
     client_gone: bool
     sequence: str | None
     step: int | None
+    truncated: bool
+    restarted: bool
+    _size: int
+    _redact: bool = False
 
     @property
     def client(self) -> str | None:
@@ -100,7 +154,7 @@ class JournalEntry:
             "path": self.path,
             "query": self.query,
             "tail": path_tail(self.path),
-            "headers": [[name, _printable(value)] for name, value in self._headers.items()],
+            "headers": self._header_list(),
             "body_size": self.body_size,
             "body": self.body_preview.decode("utf-8", "replace"),
             "status": self.status,
@@ -108,15 +162,39 @@ class JournalEntry:
             "client_gone": self.client_gone,
             "sequence": self.sequence,
             "step": self.step,
+            # The sequence had been evicted (--max-sequences) and started again at step 1.
+            "sequence_restarted": self.restarted,
+            # Headers or target longer than the journal keeps per entry: the rest was cut.
+            "truncated": self.truncated,
         }
+
+    def _header_list(self) -> list[list[str]]:
+        redact = self._redact
+        return [
+            [name, REDACTED if redact and name.lower() in SECRET_HEADERS else _printable(value)]
+            for name, value in self._headers.items()
+        ]
 
 
 class Journal:
-    """A bounded ring buffer of requests (oldest dropped first)."""
+    """A bounded ring buffer of requests: at most ``size`` entries and about
+    ``max_bytes`` of kept headers, targets and body previews (oldest dropped first)."""
 
-    def __init__(self, size: int) -> None:
-        self._entries: collections.deque[tuple] = collections.deque(maxlen=size)
+    def __init__(
+        self,
+        size: int,
+        max_bytes: int = 16 * 1024 * 1024,
+        *,
+        entry_bytes: int = JOURNAL_ENTRY_BYTES,
+        keep_secrets: bool = False,  # what the admin route shows: --journal-secrets
+    ) -> None:
+        self._entries: collections.deque[tuple] = collections.deque()
         self._next_id = 1
+        self.size = size
+        self.max_bytes = max_bytes
+        self.entry_bytes = entry_bytes
+        self.keep_secrets = keep_secrets
+        self.bytes = 0  # the sum of the entries' sizes
 
     def record(
         self,
@@ -129,29 +207,53 @@ class Journal:
         client_gone: bool = False,
         sequence: str | None = None,
         step: int | None = None,
+        restarted: bool = False,
     ) -> None:
-        # A plain tuple: the cheapest thing to build on every request;
-        # ``query`` makes JournalEntry objects of the few that are read.
+        # A plain tuple of references: the cheapest thing to build on every
+        # request; ``query`` makes JournalEntry objects of the few that are read.
+        # A request above the per-entry budget is copied, cut, instead.
+        raw = request.raw_headers
+        kept = sum(map(len, itertools.chain.from_iterable(raw))) + len(request.raw_path)
+        url, headers, truncated = request.rel_url, request.headers, False
+        if kept > self.entry_bytes:
+            url, headers = _cut(request, self.entry_bytes)
+            kept, truncated = self.entry_bytes, True
+        size = ENTRY_OVERHEAD + kept + FIELD_OVERHEAD * len(headers) + len(body_preview)
         self._entries.append(
             (
-                self._next_id, time.time(), request.remote, request.method, request.rel_url,
-                request.headers, body_size, body_preview, status, delay, client_gone, sequence, step,
+                self._next_id, time.time(), request.remote, request.method, url, headers, body_size,
+                body_preview, status, delay, client_gone, sequence, step, truncated, restarted, size,
             )
         )  # fmt: skip
         self._next_id += 1
+        self._grown(size)
 
     def record_fast_path(self, request, status: int) -> None:
         """``record`` for the fast path: a reply with no body, delay or sequence."""
+        raw = request.raw_headers
+        kept = sum(map(len, itertools.chain.from_iterable(raw))) + len(request.raw_path)
+        if kept > self.entry_bytes:
+            self.record(request, status)
+            return
+        size = ENTRY_OVERHEAD + kept + FIELD_OVERHEAD * len(raw)
         self._entries.append(
             (
                 self._next_id, time.time(), request.remote, request.method, request.rel_url,
-                request.headers, 0, b"", status, 0.0, False, None, None,
+                request.headers, 0, b"", status, 0.0, False, None, None, False, False, size,
             )
         )  # fmt: skip
         self._next_id += 1
+        self._grown(size)
+
+    def _grown(self, size: int) -> None:
+        self.bytes += size
+        entries = self._entries
+        while len(entries) > self.size or (self.bytes > self.max_bytes and len(entries) > 1):
+            self.bytes -= entries.popleft()[-1]
 
     def clear(self) -> None:
         self._entries.clear()
+        self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -164,10 +266,20 @@ class Journal:
         sequence: str | None = None,
         since: float | None = None,
         status: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        redact: bool = False,
     ) -> list[JournalEntry]:
+        """Entries oldest first; ``after`` (an id) and ``limit`` page through them.
+
+        ``redact``: show credentials as REDACTED (what the admin route does
+        unless --journal-secrets keep; the test's own process reads them as sent).
+        """
         found = []
         for fields in self._entries:
-            entry = JournalEntry(*fields)
+            if after is not None and fields[0] <= after:
+                continue
+            entry = JournalEntry(*fields, redact)
             if path is not None and entry.path != path:
                 continue
             if method is not None and entry.method != method.upper():
@@ -179,4 +291,6 @@ class Journal:
             if status is not None and entry.status != status:
                 continue
             found.append(entry)
+            if limit is not None and len(found) >= limit:
+                break
         return found

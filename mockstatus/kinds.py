@@ -167,7 +167,7 @@ async def _upgrade(reply: Reply) -> web.StreamResponse:
             if problem[0] == 426:
                 response.headers["Sec-WebSocket-Version"] = WEBSOCKET_VERSION
             return response
-        return await send_websocket_echo(request)
+        return await send_websocket_echo(request, state.settings.upgrade_idle_timeout)
     if requested and not _PROTOCOL.fullmatch(requested):
         return refuse(400, f"bad Upgrade {requested!r}: expected a protocol name[/version] such as websocket or h2c")
     if not requested:

@@ -137,7 +137,8 @@ def _check_retry_after(value: str) -> str:
         return value
     try:
         parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
+        # OverflowError: a year or hour too large for a C long (datetime's fields).
         parsed = None
     if parsed is None or not value.endswith("GMT"):
         raise BadRequest(
@@ -165,19 +166,85 @@ def _header_option(value: str) -> tuple[str, str]:
     return check_header(name.strip(), rest, "header")
 
 
-_REFRESH_URL = re.compile(r"[0-9.]*\s*[;,]\s*url\s*=\s*['\"]?([^'\"]*)", re.IGNORECASE)
+_ASCII_WS = " \t\n\f\r"
+_C0_SPACE = "".join(map(chr, range(0x21)))  # what the URL parser strips from both ends
+
+
+def refresh_url(value: str) -> str | None:
+    """The URL a browser goes to for ``Refresh: value``, or None if it stays.
+
+    The HTML standard's "shared declarative refresh steps": a delay of digits
+    and dots, then ``;``, ``,`` or whitespace, then an optional ``url`` and
+    ``=``, then an optional quote; ``url=`` is not required, so
+    ``0; https://host/`` leaves too.
+    """
+    pos, end = 0, len(value)
+
+    def skip_ws(at: int) -> int:
+        while at < end and value[at] in _ASCII_WS:
+            at += 1
+        return at
+
+    pos = skip_ws(pos)
+    start = pos
+    while pos < end and value[pos] in "0123456789":
+        pos += 1
+    if pos == start and (pos >= end or value[pos] != "."):
+        return None  # no delay: the browser ignores the header
+    while pos < end and value[pos] in "0123456789.":
+        pos += 1
+    if pos < end:
+        if value[pos] not in ";," + _ASCII_WS:
+            return None
+        pos = skip_ws(pos)
+        if pos < end and value[pos] in ";,":
+            pos += 1
+        pos = skip_ws(pos)
+    if pos >= end:
+        return None  # a reload of the same page
+    url_start = pos
+    if value[pos : pos + 3].lower() == "url":
+        after = skip_ws(pos + 3)
+        if after < end and value[after] == "=":
+            pos = skip_ws(after + 1)
+        else:
+            return value[url_start:].strip(_C0_SPACE)
+    quote = value[pos] if pos < end and value[pos] in "'\"" else None
+    url = value[pos + 1 :] if quote else value[pos:]
+    if quote and quote in url:
+        url = url[: url.index(quote)]
+    # The URL parser drops leading and trailing C0 controls and spaces (WHATWG URL).
+    return url.strip(_C0_SPACE)
 
 
 def _redirect_checked(header: tuple[str, str], settings: Settings) -> tuple[str, str]:
-    """A Location (or a Refresh's url=) set through header= is checked like location=,
+    """A Location (or a Refresh's URL) set through header= is checked like location=,
     so it cannot point a browser at javascript: or past --allowed-redirect-hosts."""
     name, value = header
     lowered = name.lower()
     if lowered == "location":
         _check_location(value, settings)
-    elif lowered == "refresh" and (match := _REFRESH_URL.match(value)) is not None:
-        _check_location(match.group(1).strip(), settings)
+    elif lowered == "refresh" and (url := refresh_url(value)) is not None:
+        _check_location(url, settings)
     return header
+
+
+def check_catalog_redirects(catalog, settings: Settings) -> None:
+    """With --allowed-redirect-hosts, the catalog's own Refresh headers are
+    narrowed too, parsed as browsers parse them.  Its Location headers stay
+    the operator's (the shipped 305 names a proxy by its absolute URL)."""
+    from .catalog import ConfigError
+
+    if not settings.allowed_redirect_hosts:
+        return
+    for info in catalog:
+        for name, value in info.headers:
+            if name.lower() != "refresh":
+                continue
+            try:
+                _redirect_checked((name, value), settings)
+            except BadRequest as exc:
+                raise ConfigError(f"{catalog.sources[-1]}: codes.{info.code}.headers.{name}: {exc.message}") from None
 
 
 def parse_code_text(text: str, what: str = "code") -> int:

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import logging
+import socket
 import time
 from collections.abc import Callable
 
@@ -383,6 +385,7 @@ class Connection(asyncio.Protocol):
         request[ARRIVED] = self.arrivals.pop(0) if self.arrivals else time.monotonic()
         task = asyncio.current_task(self.listener.loop)
         if task is not None:
+            self.listener.tasks.add(task)
             task.add_done_callback(self._reply_done)
 
     def detach(self) -> asyncio.Transport:
@@ -421,6 +424,7 @@ class Connection(asyncio.Protocol):
     # -- replies done, timers, refusals ------------------------------------------------
 
     def _reply_done(self, task) -> None:
+        self.listener.tasks.discard(task)
         self.pending -= 1
         if not self.pending:
             self.last_begun = None  # no handler can be between its expect handler and the middlewares
@@ -575,11 +579,13 @@ class _Refused(asyncio.Protocol):
     input is read and dropped for a moment so the close sends no RST.
     """
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.limit = listener.max_connections
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
+        self.listener.refusing += 1  # until connection_lost, which follows only a connection_made
         transport.write(
             plain_reply(
                 503,
@@ -601,6 +607,8 @@ class _Refused(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         if self.timer is not None:
             self.timer.cancel()
+        self.listener.refusing -= 1
+        self.listener.room()
 
 
 class Listener:
@@ -624,7 +632,15 @@ class Listener:
         self.body_timeout = body_timeout
         self.max_connections = max_connections
         self.connections: set[Connection] = set()
+        # Every request's handler task (admin, page and body reads included):
+        # a shutdown cancels what is still running when its grace is over.
+        self.tasks: set[asyncio.Task] = set()
         self.loop = asyncio.get_running_loop()
+        self.refusing = 0  # connections over the limit, being answered 503
+        self.accepting = 0  # accepted sockets whose transport is still being made
+        self.sockets: list[socket.socket] = []
+        self.paused = True  # not accepting (yet, or for want of room)
+        self.stopped = False
         # Whole heads (blank line included) that parse_head accepted and that need
         # nothing but forwarding: parsing is a pure function of the bytes and the
         # limits, so a repeated head is not parsed again.  Bounded in count and size.
@@ -639,13 +655,102 @@ class Listener:
 
     def __call__(self) -> asyncio.Protocol:
         if self.max_connections and len(self.connections) >= self.max_connections:
-            return _Refused(self.max_connections)
+            return _Refused(self)
         connection = Connection(self)
         self.connections.add(connection)
         return connection
 
     def lost(self, connection: Connection) -> None:
         self.connections.discard(connection)
+        self.room()
+
+    # -- accepting: paused while the files a refusal needs are short ----------------------
+    #
+    # The event loop's own accept loop takes every connection waiting, and when
+    # accept() fails for want of a file descriptor, libuv accepts on a spare
+    # one and closes it at once: the client sees a close with no reply.  So
+    # mockstatus accepts itself, and stops while it is at --max-connections
+    # plus the refusals it has files for; the kernel's backlog holds the rest
+    # until a connection closes, and each of them then gets a reply.
+
+    def serve(self, sockets: list[socket.socket]) -> None:
+        self.sockets = sockets
+        for sock in sockets:
+            sock.setblocking(False)
+        self._resume()
+
+    def _full(self) -> bool:
+        return bool(self.max_connections) and (
+            len(self.connections) + self.refusing + self.accepting >= self.max_connections + REFUSALS_AT_ONCE
+        )
+
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            if self._full():
+                self._pause()
+                return
+            try:
+                client, _ = sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of files: the connection waits in the backlog, not closed unanswered.
+                    self._pause()
+                    self.loop.call_later(ACCEPT_RETRY, self._resume)
+                    return
+                log.warning("mockstatus: accept() failed: %s", exc)
+                return
+            client.setblocking(False)
+            self.accepting += 1
+            task = self.loop.create_task(self.loop.connect_accepted_socket(self, sock=client))
+            task.add_done_callback(self._accepted)
+        # More may be waiting: go on after the callbacks due (uvloop's readiness
+        # is edge-triggered, so nothing would call again for these).
+        self.loop.call_soon(self._accept_more, sock)
+
+    def _accept_more(self, sock: socket.socket) -> None:
+        if not self.paused and not self.stopped:
+            self._accept(sock)
+
+    def _accepted(self, task: asyncio.Task) -> None:
+        self.accepting -= 1
+        if not task.cancelled() and task.exception() is not None:
+            # Gone before its transport was made: nothing to answer.
+            log.debug("mockstatus: accepted connection lost at once: %s", task.exception())
+        self.room()  # counted twice while its transport was made (connections and accepting)
+
+    def _pause(self) -> None:
+        if not self.paused:
+            self.paused = True
+            for sock in self.sockets:
+                self.loop.remove_reader(sock.fileno())
+
+    def _resume(self) -> None:
+        if self.paused and not self.stopped:
+            self.paused = False
+            for sock in self.sockets:
+                self.loop.add_reader(sock.fileno(), self._accept, sock)
+                # Connections that queued while paused raise no new readiness.
+                self.loop.call_soon(self._accept_more, sock)
+
+    def room(self) -> None:
+        """A connection or refusal closed: accept again if accepting was paused for want of room."""
+        if self.paused and not self._full():
+            self._resume()
+
+    def stop_accepting(self) -> None:
+        self._pause()
+        self.stopped = True
+        for sock in self.sockets:
+            sock.close()
+
+    def cancel_tasks(self) -> int:
+        """The shutdown grace is over: cancel every request handler still running."""
+        running = [task for task in self.tasks if not task.done() and not task.cancelling()]
+        for task in running:
+            task.cancel()
+        return len(running)
 
     def close_all(self) -> None:
         """At shutdown, after aiohttp's own: close what mockstatus still speaks on."""
@@ -689,6 +794,10 @@ def begin(request: web.BaseRequest) -> None:
 # Files the process needs besides its connections: listening sockets, the
 # catalog, logs, connections being refused with a 503.
 RESERVED_FILES = 64
+# Refusals answered at once, within RESERVED_FILES; more wait in the backlog.
+REFUSALS_AT_ONCE = 32
+ACCEPT_BATCH = 16  # connections accepted per wake-up
+ACCEPT_RETRY = 0.1  # seconds before accepting again after running out of files
 _warned_limit: set[int] = set()
 
 

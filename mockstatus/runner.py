@@ -28,6 +28,7 @@ from .app import make_app
 from .catalog import Catalog
 from .framing import Limits
 from .journal import parse_filters
+from .options import check_catalog_redirects
 from .protocol import Listener, connection_limit
 from .server import STATE, access_log
 from .settings import Config, Settings, connect_host, resolve, server_url
@@ -78,14 +79,12 @@ def configure_logging() -> None:
 
 class RunningServer:
     def __init__(
-        self, runner: web.AppRunner, app: web.Application, host: str, port: int,
-        server: asyncio.Server, listener: Listener,
+        self, runner: web.AppRunner, app: web.Application, host: str, port: int, listener: Listener,
     ) -> None:  # fmt: skip
         self.runner = runner
         self.app = app
         self.host = host
         self.port = port
-        self.server = server
         self.listener = listener
 
     @property
@@ -113,7 +112,7 @@ class RunningServer:
         state = self.state
         state.closing = True
         timer = asyncio.get_running_loop().call_later(state.settings.shutdown_grace, self._grace_over)
-        self.server.close()  # stop accepting
+        self.listener.stop_accepting()
         try:
             await self.runner.cleanup()
         finally:
@@ -122,7 +121,10 @@ class RunningServer:
             self.listener.close_all()
 
     def _grace_over(self) -> None:
+        # The replies being delivered, then every other handler still running
+        # (an admin reply a client does not read, a body still arriving).
         cut = self.state.cancel_in_flight()
+        cut += self.listener.cancel_tasks()
         if cut:
             logging.getLogger("mockstatus").info(
                 "shutdown: closed %d repl%s still running after the %gs grace",
@@ -159,13 +161,38 @@ async def start(
         body_timeout=settings.body_timeout,
         max_connections=connection_limit(settings.max_connections),
     )
-    loop = asyncio.get_running_loop()
-    if sock is not None:
-        server = await loop.create_server(listener, sock=sock, backlog=1024)
-    else:
-        server = await loop.create_server(listener, settings.host, settings.port, backlog=1024, reuse_address=True)
-    bound = server.sockets[0].getsockname()
-    return RunningServer(runner, app, settings.host, bound[1], server, listener)
+    sockets = [sock] if sock is not None else listening_sockets(settings.host, settings.port)
+    listener.serve(sockets)
+    bound = sockets[0].getsockname()
+    return RunningServer(runner, app, settings.host, bound[1], listener)
+
+
+def listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """Bound, listening sockets for every address ``host`` resolves to (as
+    loop.create_server binds them); port 0 picks one free port for all."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    seen = set()
+    try:
+        for family, kind, proto, _, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                # As asyncio does: an IPv6 socket does not also take IPv4 (that is 0.0.0.0's).
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(1024)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def listening_line(sockets) -> str:
@@ -197,12 +224,14 @@ def server_url_exact(address: str, port: int) -> str:
 
 
 async def serve_forever(settings: Settings, catalog: Catalog) -> int:
-    """Run until SIGTERM or SIGINT; let in-flight replies finish within the grace."""
+    """Run until SIGTERM, SIGINT or SIGHUP; let in-flight replies finish within the grace."""
     server = await start(settings, catalog)
-    print(listening_line(server.server.sockets), flush=True)
+    print(listening_line(server.listener.sockets), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too: a closed terminal or a supervisor's reload signal ends the
+    # server the same graceful way, not at once with replies lost.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     # What exists now (modules, catalog, precomputed replies) lives as long as
     # the process: take it out of the collector's sight, so a full collection
@@ -378,4 +407,5 @@ def serve_in_thread(
     if "port" not in given and settings is None:
         given["port"] = 0  # a free port, whatever the config file's server: section says
     settings, catalog = resolve(config, overrides=given, base=settings or Settings(host="127.0.0.1", port=0))
+    check_catalog_redirects(catalog, settings)
     return ThreadServer(settings, catalog).start()

@@ -26,7 +26,9 @@ class ServerState:
         self.catalog = catalog
         self.replies = Replies(catalog)
         self.sequences = Sequences(settings.max_sequences)
-        self.journal = Journal(settings.journal_size)
+        self.journal = Journal(
+            settings.journal_size, settings.journal_max_bytes, keep_secrets=settings.journal_secrets == "keep"
+        )
         self.preview_size = JOURNAL_BODY_PREVIEW
         # Replies still being delivered; a shutdown cancels them when its grace is over.
         self.in_flight: set[asyncio.Task] = set()

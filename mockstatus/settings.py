@@ -110,12 +110,29 @@ def _text(text: Any) -> str | None:
     return raw or None
 
 
+def _token(text: Any) -> str:
+    # An empty token is what CI gives when a secret is missing (a fork's pull
+    # request): refusing it beats serving the journal to anyone unannounced.
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"bad admin token {text!r}: empty; give a token, or leave the setting unset for none")
+    return text
+
+
 def _hosts(text: Any) -> tuple[str, ...]:
     if isinstance(text, (list, tuple)):
-        items = [str(item) for item in text]
+        for item in text:
+            if not isinstance(item, str):
+                raise ValueError(f"bad host {_short(item)}: expected a host name as text")
+        items = list(text)
     else:
         items = str(text).split(",")
     return tuple(item.strip().lower() for item in items if item.strip())
+
+
+def _short(value: Any) -> str:
+    """A value's repr for a message, cut: a config value can be megabytes long."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,12 +176,32 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("default_delay", _seconds, 0.0, "delay for codes the catalog gives none"),
     Setting("shutdown_grace", _seconds, 5.0, "on SIGTERM, how long in-flight replies may finish"),
     Setting("journal_size", _count, 1000, "how many requests the journal keeps"),
-    Setting("max_sequences", _count, 1000, "how many sequence names are kept (oldest evicted)"),
-    Setting("admin_token", _text, None, "when set, /__mockstatus/* (but health) needs 'Authorization: Bearer <token>'"),
+    Setting(
+        "journal_max_bytes",
+        _size,
+        16 * 1024 * 1024,
+        "most bytes of headers and bodies the journal keeps (oldest dropped)",
+    ),
+    Setting(
+        "journal_secrets",
+        _choice("redact", "keep"),
+        "redact",
+        "Authorization, Proxy-Authorization, Cookie, Set-Cookie in the journal: redact or keep",
+    ),
+    Setting("max_sequences", _count, 1000, "how many sequence names are kept (least recently used evicted)"),
+    Setting(
+        "admin_token", _token, None, "when set, /__mockstatus/* (but health) needs 'Authorization: Bearer <token>'"
+    ),
     Setting(
         "allowed_redirect_hosts", _hosts, (), "comma list of hosts an absolute location= may point to (empty: any)"
     ),
-    Setting("upgrade_idle_timeout", _seconds, 30.0, "how long a raw upgraded (101) connection may stay idle"),
+    Setting(
+        "allowed_hosts",
+        _hosts,
+        (),
+        "comma list of Host names the admin routes answer besides loopback ones, when bound to loopback",
+    ),
+    Setting("upgrade_idle_timeout", _seconds, 30.0, "how long an upgraded (101) connection or WebSocket may stay idle"),
     Setting(
         "max_connections", _count_or_zero, 16384, "most connections open at once (0: no limit); above it: 503 and close"
     ),
@@ -213,9 +250,12 @@ class Settings:
     default_delay: float = _default("default_delay")
     shutdown_grace: float = _default("shutdown_grace")
     journal_size: int = _default("journal_size")
+    journal_max_bytes: int = _default("journal_max_bytes")
+    journal_secrets: str = _default("journal_secrets")
     max_sequences: int = _default("max_sequences")
     admin_token: str | None = _default("admin_token")
     allowed_redirect_hosts: tuple[str, ...] = _default("allowed_redirect_hosts")
+    allowed_hosts: tuple[str, ...] = _default("allowed_hosts")
     upgrade_idle_timeout: float = _default("upgrade_idle_timeout")
     max_connections: int = _default("max_connections")
     header_timeout: float = _default("header_timeout")
@@ -236,6 +276,10 @@ def parse_values(raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
         if setting is None:
             allowed = ", ".join(SETTINGS_BY_NAME)
             raise ValueError(f"{origin}: unknown setting {name!r}; allowed: {allowed}")
+        # Types first, before any parser turns a value into text.
+        if isinstance(value, (list, tuple)) and setting.parse is not _hosts or isinstance(value, Mapping):
+            kind = "a mapping" if isinstance(value, Mapping) else "a list"
+            raise ValueError(f"{origin} {name}: expected text or a number, got {kind}: {_short(value)}")
         try:
             parsed[name] = setting.parse(value)
         except ValueError as exc:

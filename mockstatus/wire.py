@@ -16,10 +16,12 @@ import random
 import socket
 import struct
 
+import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
 from .catalog import StatusInfo
+from .durations import format_seconds
 from .heads import SERVER, http_date, raw_head
 from .protocol import connection_of
 
@@ -266,18 +268,33 @@ def _ended_by_client(transport: asyncio.Transport | None) -> bool:
     return task is not None and task.uncancel() == 0
 
 
-async def send_websocket_echo(request: web.Request) -> web.StreamResponse:
-    """A real WebSocket session (RFC 6455) that echoes text and binary messages."""
+async def send_websocket_echo(request: web.Request, idle: float) -> web.StreamResponse:
+    """A real WebSocket session (RFC 6455) that echoes text and binary messages.
+
+    A session with no message for ``idle`` seconds is closed with 1001
+    (going away), as a raw upgraded connection is: an idle session would
+    otherwise hold its socket and memory until the client leaves.
+    """
     transport = request.transport
     ws = web.WebSocketResponse(heartbeat=None)
     connection_of(request).tunnel()  # from here the socket carries WebSocket frames
     await ws.prepare(request)
     try:
-        async for message in ws:
+        while True:
+            try:
+                message = await ws.receive(timeout=idle if idle > 0 else None)
+            except TimeoutError:
+                reason = f"idle for {format_seconds(idle)} (--upgrade-idle-timeout)"
+                await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=reason.encode())
+                break
             if message.type == web.WSMsgType.TEXT:
                 await ws.send_str(message.data)
             elif message.type == web.WSMsgType.BINARY:
                 await ws.send_bytes(message.data)
+            elif message.type in (web.WSMsgType.CLOSE, web.WSMsgType.CLOSING, web.WSMsgType.CLOSED):
+                break
+            elif message.type == web.WSMsgType.ERROR:
+                break
     except asyncio.CancelledError:
         if not _ended_by_client(transport):
             raise

@@ -202,7 +202,7 @@ def test_since_filter(mockstatus, mixed):
 @pytest.mark.parametrize(
     ("params", "named"),
     [
-        ({"code": "200"}, "unknown filter 'code'; allowed: path, method, sequence, since, status"),
+        ({"code": "200"}, "unknown filter 'code'; allowed: path, method, sequence, since, status, after, limit"),
         ({"since": "yesterday"}, "bad since 'yesterday': expected a Unix time in seconds"),
         ({"status": "5xx"}, "bad status '5xx': expected a three-digit code such as 503"),
     ],
@@ -279,7 +279,7 @@ def test_admin_routes_answer_with_the_token(guarded_server, method, path, author
 def test_non_utf8_token_bytes_are_a_401(guarded_server):
     with connect(guarded_server) as sock:
         sock.sendall(
-            b"GET /__mockstatus/requests HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n"
+            b"GET /__mockstatus/requests HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n"
         )
         assert read_until_close(sock).startswith(b"HTTP/1.1 401 Unauthorized\r\n")
 

@@ -125,7 +125,7 @@ def retry_after_ok(value: str) -> bool:
         return True
     try:
         return email.utils.parsedate_to_datetime(value) is not None and value.endswith("GMT")
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return False
 
 
@@ -154,10 +154,27 @@ def check_header(name: str, value: str, origin: str) -> tuple[str, str]:
     if name.lower() == "location" and not location_ok(value):
         raise Bad(repr(value))
     if name.lower() == "refresh":
-        match = re.match(r"(?i)[0-9.]*\s*[;,]\s*url\s*=\s*['\"]?([^'\"]*)", value)
-        if match and not location_ok(match.group(1).strip()):
-            raise Bad(repr(match.group(1).strip()))
+        url = refresh_target(value)
+        if url is not None and not location_ok(url):
+            raise Bad(repr(url))
     return name, value
+
+
+def refresh_target(value: str) -> str | None:
+    """Where a browser goes for a Refresh value (HTML standard: url= is optional)."""
+    match = re.fullmatch(
+        r"[ \t\n\f\r]*(?:[0-9]|(?=\.))[0-9.]*(?:([;, \t\n\f\r])[ \t\n\f\r]*[;,]?[ \t\n\f\r]*)?(.*)", value, re.S
+    )
+    if match is None or not match.group(2) or not match.group(1):
+        return None
+    rest = match.group(2)
+    keyword = re.match(r"(?i)url[ \t\n\f\r]*=[ \t\n\f\r]*", rest)
+    if keyword is None and rest[:1].lower() == "u":
+        return rest.strip("".join(map(chr, range(33))))
+    rest = rest[keyword.end() :] if keyword else rest
+    if rest[:1] in ("'", '"'):
+        rest = rest[1:].partition(rest[0])[0]
+    return rest.strip("".join(map(chr, range(33))))
 
 
 def apply(expected: Expected, name: str, value: str) -> None:
@@ -283,15 +300,19 @@ def expected_choices(text: str) -> list[int]:
     if len(items) > MAX_CHOICES:
         raise Bad("too many codes")
     codes = []
+    total = 0.0
     for item in items:
         if not item:
             raise Bad("empty item")
         code_text, sep, weight = item.partition(":")
         if not CODE.fullmatch(code_text):
             raise Bad(repr(code_text))
-        if sep and (not WEIGHT.fullmatch(weight) or float(weight) <= 0):
+        if sep and (not WEIGHT.fullmatch(weight) or float(weight) <= 0 or float(weight) == float("inf")):
             raise Bad(repr(weight))
+        total += float(weight) if sep else 1.0
         codes.append(int(code_text))
+    if total == float("inf"):
+        raise Bad(repr(text))
     return codes
 
 
@@ -456,6 +477,8 @@ code_texts = st.one_of(
 )
 weights = st.one_of(
     st.sampled_from(["1", "2", "0.5", ".5", "3.", "0", "0.0", "-1", "1e3", "inf", "nan", "", "1:2", " 1"]),
+    # Near and above the float maximum: one is infinite, two add up to infinity.
+    st.sampled_from(["1" + "0" * 308, "9" * 400, "17" + "0" * 307]),
     st.integers(1, 99).map(str),
 )
 list_items = st.one_of(
@@ -481,8 +504,14 @@ bad_durations = st.one_of(
     st.sampled_from(["-1", "-1ms", "1x", "inf", "nan", "1_0", "１", "3ms-1ms", "1ms-", "-", "400s", "6m", "1h", ""]),
     st.text(CHARS, max_size=8),
 )
-http_dates = st.datetimes().map(
+good_http_dates = st.datetimes().map(
     lambda d: email.utils.format_datetime(d.replace(tzinfo=None), usegmt=False)[:-5] + "GMT"
+)
+http_dates = st.one_of(
+    good_http_dates,
+    # A year or hour too large for a C long.
+    st.integers(10**18, 10**40).map(lambda n: f"Wed, 21 Oct {n} 07:28:00 GMT"),
+    st.integers(10**18, 10**40).map(lambda n: f"Wed, 21 Oct 2026 {n}:28:00 GMT"),
 )
 header_names = st.one_of(
     st.sampled_from(["X-A", "X-Test", "Location", "Retry-After", "Link", "Set-Cookie", "Content-Type", "Refresh",
@@ -491,7 +520,9 @@ header_names = st.one_of(
 )  # fmt: skip
 header_values = st.one_of(
     st.sampled_from(["1", "a b", " padded ", "/status/200", "javascript:alert(1)", "//evil.test", "0; url=/x",
-                     "5; url=javascript:alert(1)", "café", "a\r\nb", "\x01", "<script>alert(1)</script>"]),
+                     "5; url=javascript:alert(1)", "café", "a\r\nb", "\x01", "<script>alert(1)</script>",
+                     "0;https://evil.test/", "0; //evil.test/", "0,'https://evil.test/'", ".5 http://e.test",
+                     "0; URL = \"/x\" y", "0;urlx", "0x http://e.test", "5"]),
     st.text(CHARS, max_size=10),
 )  # fmt: skip
 locations = st.one_of(
@@ -550,7 +581,7 @@ def valid_values(name: str):
             ),
         )
     if name == "retry_after":
-        return st.one_of(st.integers(0, 999_999_999).map(str), http_dates)
+        return st.one_of(st.integers(0, 999_999_999).map(str), good_http_dates)
     if name == "body":
         return st.text(CHARS, max_size=40)
     if name == "header":

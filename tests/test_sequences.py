@@ -114,10 +114,10 @@ def test_positions_show_each_name(mockstatus):
     get(mockstatus, "/sequence/a/503*2,200")
     get(mockstatus, "/sequence/b/500,200")
     assert positions(mockstatus) == {
-        "a": {"spec": "503*2,200", "codes": [503, 503, 200], "steps": 3, "calls": 2,
-              "last_step": 2, "last_code": 503, "next_step": 3, "next_code": 200},
-        "b": {"spec": "500,200", "codes": [500, 200], "steps": 2, "calls": 1,
-              "last_step": 1, "last_code": 500, "next_step": 2, "next_code": 200},
+        "a": {"spec": "503*2,200", "steps": 3, "calls": 2,
+              "last_step": 2, "last_code": 503, "next_step": 3, "next_code": 200, "restarted": False},
+        "b": {"spec": "500,200", "steps": 2, "calls": 1,
+              "last_step": 1, "last_code": 500, "next_step": 2, "next_code": 200, "restarted": False},
     }  # fmt: skip
 
 

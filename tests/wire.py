@@ -41,7 +41,7 @@ def request_bytes(
     """A request as bytes.  ``headers`` is a dict or a list of pairs (repeats kept);
     values are str (sent as latin-1) or bytes (sent as they are)."""
     pairs = list(headers.items() if isinstance(headers, Mapping) else headers or ())
-    lines = [f"{method} {path} HTTP/{version}".encode("latin-1"), b"Host: mockstatus.test"]
+    lines = [f"{method} {path} HTTP/{version}".encode("latin-1"), b"Host: localhost"]
     for name, value in pairs:
         lines.append(
             name.encode("latin-1") + b": " + (value if isinstance(value, bytes) else str(value).encode("latin-1"))
@@ -173,7 +173,7 @@ def read_reply(reader: Reader, method: str) -> Reply:
         return reply
 
 
-HEALTH = b"GET /__mockstatus/health HTTP/1.1\r\nHost: mockstatus.test\r\n\r\n"
+HEALTH = b"GET /__mockstatus/health HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
 def send(server, method: str, target: str, headers: Headers = (), body: bytes = b"", *, fault: bool = False) -> Reply:
@@ -199,7 +199,7 @@ def send(server, method: str, target: str, headers: Headers = (), body: bytes = 
             else:
                 sock.sendall(HEALTH)
                 follow = read_reply(reader, "GET")
-                assert follow.status == 200 and b'"status": "ok"' in follow.body, (
+                assert follow.status == 200 and b'"status":"ok"' in follow.body, (
                     f"the connection was not usable after {reply.status}: {follow.raw[-300:]!r}"
                 )
         return reply
