@@ -12,67 +12,91 @@ and OpenSSL applies only the certificate when a server-name callback swaps
 the context, after the version is chosen.  So the port accepts plain TCP,
 *peeks* at the ClientHello (MSG_PEEK leaves it in the kernel's buffer), and
 only then hands the socket to ``loop.connect_accepted_socket`` with the
-scenario's context, or to the alert or stall protocol.  A scenario's own port
-(``--tls-scenario-ports``) needs no peek: ``loop.create_server`` with its
-context.
+scenario's context (the same SSL transport ``loop.create_server(ssl=...)``
+makes), or to the alert or stall protocol.  A scenario's own port
+(``--tls-scenario-ports``) takes the same path with its scenario fixed: the
+peek also tells which versions a client offers, so a version-only scenario
+answers a client with none in common with the protocol_version alert that
+asyncio's SSL transport would drop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import ssl
-from collections.abc import Callable
 
 from .certs import Material
 from .protocol import LINGER, Listener
-from .tls import HANDSHAKE_FAILURE_ALERT, SCENARIOS, Scenario, scenario_of
+from .tls import HANDSHAKE_FAILURE_ALERT, PROTOCOL_VERSION_ALERT, SCENARIOS, Scenario, scenario_of
 
 log = logging.getLogger("mockstatus")
 
+# The version-only scenarios and the one version each speaks.
+VERSION_ONLY = {"tls1.2-only": 0x0303, "tls1.3-only": 0x0304}
 MAX_HELLO = 1 << 14  # RFC 8446 §5.1: a record carries at most 2^14 bytes
 PEEK_AGAIN = 0.005  # seconds between peeks at a ClientHello that came in pieces
 
 
-def server_name(data: bytes) -> tuple[bool, str | None]:
-    """``(complete, sni)`` from the first bytes of a connection.
+@dataclasses.dataclass(frozen=True)
+class Hello:
+    """What the lab needs from a ClientHello: the SNI name and the versions offered."""
 
-    ``complete`` is False while the first record is still arriving.  Anything
-    that is not a ClientHello is complete with no name (the TLS library
-    then refuses it itself).  RFC 8446 §4.1.2 (ClientHello), RFC 6066 §3
-    (server_name).
+    server_name: str | None = None
+    versions: frozenset[int] = frozenset()  # 0x0303 is TLS 1.2, 0x0304 TLS 1.3
+
+    def offers(self, version: int) -> bool:
+        return not self.versions or version in self.versions
+
+
+NOT_A_HELLO = Hello()
+
+
+def client_hello(data: bytes) -> Hello | None:
+    """The ClientHello at the start of ``data``; None while its record is still arriving.
+
+    Anything that is not a ClientHello gives an empty ``Hello`` (the TLS library
+    then refuses it itself).  RFC 8446 §4.1.2 (ClientHello), §4.2.1
+    (supported_versions), RFC 6066 §3 (server_name).
     """
     if len(data) < 5:
-        return (False, None) if not data or data[0] == 0x16 else (True, None)
+        return None if not data or data[0] == 0x16 else NOT_A_HELLO
     if data[0] != 0x16:  # not a handshake record
-        return True, None
+        return NOT_A_HELLO
     length = int.from_bytes(data[3:5], "big")
     if len(data) < 5 + length:
-        return False, None
+        return None
     body = data[5 : 5 + length]
+    name: str | None = None
+    versions: set[int] = set()
     try:
         if body[0] != 0x01:  # not a ClientHello
-            return True, None
+            return NOT_A_HELLO
+        legacy_version = int.from_bytes(body[4:6], "big")
         pos = 4 + 2 + 32  # handshake header, legacy_version, random
         pos += 1 + body[pos]  # legacy_session_id
         pos += 2 + int.from_bytes(body[pos : pos + 2], "big")  # cipher_suites
         pos += 1 + body[pos]  # legacy_compression_methods
-        end = pos + 2 + int.from_bytes(body[pos : pos + 2], "big")
+        end = min(len(body), pos + 2 + int.from_bytes(body[pos : pos + 2], "big"))
         pos += 2
         while pos + 4 <= end:
             kind = int.from_bytes(body[pos : pos + 2], "big")
             size = int.from_bytes(body[pos + 2 : pos + 4], "big")
-            pos += 4
-            if kind == 0:  # server_name: list length, then (type 0 = host_name, length, name)
-                if body[pos + 2] == 0:
-                    name_length = int.from_bytes(body[pos + 3 : pos + 5], "big")
-                    return True, body[pos + 5 : pos + 5 + name_length].decode("ascii", "replace")
-                return True, None
-            pos += size
+            data_ = body[pos + 4 : pos + 4 + size]
+            pos += 4 + size
+            if kind == 0 and len(data_) >= 5 and data_[2] == 0:  # server_name: a host_name entry
+                name_length = int.from_bytes(data_[3:5], "big")
+                name = data_[5 : 5 + name_length].decode("ascii", "replace")
+            elif kind == 43 and data_:  # supported_versions: a length byte, then 2 bytes each
+                versions.update(int.from_bytes(data_[i : i + 2], "big") for i in range(1, 1 + data_[0], 2))
+        if not versions:
+            # No supported_versions: the client speaks legacy_version and below (RFC 8446 §4.2.1).
+            versions = {v for v in (0x0301, 0x0302, 0x0303) if v <= legacy_version}
     except IndexError:
         pass
-    return True, None
+    return Hello(name, frozenset(versions))
 
 
 async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
@@ -89,24 +113,27 @@ async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Non
         loop.remove_reader(sock.fileno())
 
 
-async def peek_server_name(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> str | None:
-    """The SNI name of the ClientHello waiting on ``sock``, which stays unread."""
+async def peek_hello(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Hello:
+    """The ClientHello waiting on ``sock``, which stays unread."""
     while True:
         await _readable(loop, sock)
         data = sock.recv(MAX_HELLO + 5, socket.MSG_PEEK)
         if not data:
             raise ConnectionResetError("closed before the ClientHello")
-        complete, name = server_name(data)
-        if complete or len(data) >= MAX_HELLO + 5:
-            return name
+        hello = client_hello(data)
+        if hello is not None:
+            return hello
+        if len(data) >= MAX_HELLO + 5:
+            return NOT_A_HELLO
         await asyncio.sleep(PEEK_AGAIN)
 
 
 class Alert(asyncio.Protocol):
     """``handshake-alert``: the ClientHello is answered with a fatal alert, then close."""
 
-    def __init__(self, held: set) -> None:
+    def __init__(self, held: set, alert: bytes = HANDSHAKE_FAILURE_ALERT) -> None:
         self.held = held
+        self.alert = alert
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport) -> None:
@@ -117,7 +144,7 @@ class Alert(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        transport.write(HANDSHAKE_FAILURE_ALERT)
+        transport.write(self.alert)
         # Shut the write side and close a moment later: closing with unread
         # input would send an RST that can destroy the alert before it is read.
         if transport.can_write_eof():
@@ -142,6 +169,22 @@ class Stall(Alert):
         pass
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+        0
+    ]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 class TLSListeners:
     """The HTTPS port and the scenario ports of one server."""
 
@@ -151,111 +194,99 @@ class TLSListeners:
         self.handshake_timeout = handshake_timeout
         self.https_port: int | None = None
         self.scenario_ports: dict[str, int] = {}
-        self.servers: list[asyncio.Server] = []
+        self.sockets: list[socket.socket] = []
         self.held: set[Alert] = set()  # alert and stall connections, closed at shutdown
         self.tasks: set[asyncio.Task] = set()
-        self.sock: socket.socket | None = None
         self.loop = asyncio.get_running_loop()
 
-    # -- the HTTPS port: peek at the ClientHello, then hand the socket over ------------------
-
     async def start_https(self, host: str, port: int) -> int:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            sock.listen(1024)
-        except OSError:
-            sock.close()
-            raise
-        sock.setblocking(False)
-        self.sock = sock
-        self._spawn(self._accept(sock))
-        self.https_port = sock.getsockname()[1]
+        """The HTTPS port: the valid leaf, or the scenario the SNI name asks for."""
+        self.https_port = self._serve(_listen(host, port), None)
         return self.https_port
+
+    async def start_scenarios(self, host: str, base: int) -> dict[str, int]:
+        """Scenario i on port ``base + i`` (every one on a free port when ``base`` is 0)."""
+        opened: list[socket.socket] = []
+        try:
+            for index in range(len(SCENARIOS)):
+                opened.append(_listen(host, base + index if base else 0))
+        except OSError:
+            for sock in opened:
+                sock.close()
+            raise
+        for scenario, sock in zip(SCENARIOS, opened):
+            self.scenario_ports[scenario.name] = self._serve(sock, scenario)
+        return self.scenario_ports
+
+    def _serve(self, sock: socket.socket, scenario: Scenario | None) -> int:
+        self.sockets.append(sock)
+        self._spawn(self._accept(sock, scenario))
+        return sock.getsockname()[1]
 
     def _spawn(self, coroutine) -> None:
         task = self.loop.create_task(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _accept(self, sock: socket.socket) -> None:
+    async def _accept(self, sock: socket.socket, scenario: Scenario | None) -> None:
         while True:
             try:
                 client, _ = await self.loop.sock_accept(sock)
             except OSError as exc:
                 # Out of file descriptors and the like: wait a moment, as asyncio's own server does.
-                log.warning("mockstatus: https accept failed: %s", exc)
+                log.warning("mockstatus: TLS accept failed: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._spawn(self._dispatch(client))
+            self._spawn(self._dispatch(client, scenario))
 
-    async def _dispatch(self, client: socket.socket) -> None:
+    async def _dispatch(self, client: socket.socket, scenario: Scenario | None) -> None:
+        """Peek at the ClientHello, then hand the socket to the protocol the scenario needs."""
         try:
             try:
-                name = await asyncio.wait_for(peek_server_name(self.loop, client), self.handshake_timeout)
+                hello = await asyncio.wait_for(peek_hello(self.loop, client), self.handshake_timeout)
             except (TimeoutError, OSError):
                 client.close()
                 return
-            await self._open(client, scenario_of(name))
+            if scenario is None:
+                scenario = scenario_of(hello.server_name)
+            await self._open(client, scenario, hello)
         except (TimeoutError, OSError, ssl.SSLError):
             # A failed handshake is the client's (or the lab's) business; the
             # transport is closed already.
             return
 
-    async def _open(self, client: socket.socket, scenario: Scenario | None) -> None:
+    async def _open(self, client: socket.socket, scenario: Scenario | None, hello: Hello) -> None:
+        loop, timeout = self.loop, self.handshake_timeout
         if scenario is None:
-            await self.loop.connect_accepted_socket(
-                self.listener, client, ssl=self.material.valid, ssl_handshake_timeout=self.handshake_timeout
+            await loop.connect_accepted_socket(
+                self.listener, client, ssl=self.material.valid, ssl_handshake_timeout=timeout
             )
             return
-        factory, context = self._factory(scenario)
-        if context is None:
-            await self.loop.connect_accepted_socket(factory, client)
-        else:
-            await self.loop.connect_accepted_socket(
-                factory, client, ssl=context, ssl_handshake_timeout=self.handshake_timeout
-            )
-
-    def _factory(self, scenario: Scenario) -> tuple[Callable[[], asyncio.Protocol], ssl.SSLContext | None]:
-        if scenario.handshake == "alert":
-            return (lambda: Alert(self.held)), None
         if scenario.handshake == "stall":
-            return (lambda: Stall(self.held)), None
-        return self.listener, self.material.context(scenario.name)
-
-    # -- a port of its own for each scenario ----------------------------------------------
-
-    async def start_scenarios(self, host: str, base: int) -> dict[str, int]:
-        """Scenario i on port ``base + i`` (every one on a free port when ``base`` is 0)."""
-        for index, scenario in enumerate(SCENARIOS):
-            factory, context = self._factory(scenario)
-            port = base + index if base else 0
-            if context is None:
-                server = await self.loop.create_server(factory, host, port, backlog=1024, reuse_address=True)
-            else:
-                server = await self.loop.create_server(
-                    factory, host, port, ssl=context, ssl_handshake_timeout=self.handshake_timeout,
-                    backlog=1024, reuse_address=True,
-                )  # fmt: skip
-            self.servers.append(server)
-            self.scenario_ports[scenario.name] = server.sockets[0].getsockname()[1]
-        return self.scenario_ports
+            await loop.connect_accepted_socket(lambda: Stall(self.held), client)
+            return
+        if scenario.handshake == "alert":
+            await loop.connect_accepted_socket(lambda: Alert(self.held), client)
+            return
+        version = VERSION_ONLY.get(scenario.name)
+        if version is not None and not hello.offers(version):
+            # RFC 8446 §4.2.1: no version in common is a protocol_version alert.
+            # Sent here because asyncio's SSL transport closes a failed handshake
+            # without flushing the alert OpenSSL wrote.
+            await loop.connect_accepted_socket(lambda: Alert(self.held, PROTOCOL_VERSION_ALERT), client)
+            return
+        context = self.material.context(scenario.name)
+        await loop.connect_accepted_socket(self.listener, client, ssl=context, ssl_handshake_timeout=timeout)
 
     # -- shutdown -------------------------------------------------------------------------
 
     def stop_accepting(self) -> None:
         for task in list(self.tasks):
             task.cancel()
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-        for server in self.servers:
-            server.close()
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
 
     def close_held(self) -> None:
         for protocol in list(self.held):

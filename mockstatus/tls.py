@@ -45,6 +45,8 @@ SCENARIOS_BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 # A TLS record (RFC 8446 §5.1, §6): content type alert (21), legacy version 3.3,
 # length 2, level fatal (2), description handshake_failure (40).
 HANDSHAKE_FAILURE_ALERT = b"\x15\x03\x03\x00\x02\x02\x28"
+# The same with description protocol_version (70), for a client offering no version in common.
+PROTOCOL_VERSION_ALERT = b"\x15\x03\x03\x00\x02\x02\x46"
 
 
 def scenario_of(server_name: str | None) -> Scenario | None:
