@@ -36,6 +36,7 @@ log = logging.getLogger("mockstatus")
 
 # The version-only scenarios and the one version each speaks.
 VERSION_ONLY = {"tls1.2-only": 0x0303, "tls1.3-only": 0x0304}
+HANDSHAKE_TIMEOUT = 60.0  # seconds; asyncio's default, when --header-timeout is off
 MAX_HELLO = 1 << 14  # RFC 8446 §5.1: a record carries at most 2^14 bytes
 PEEK_AGAIN = 0.005  # seconds between peeks at a ClientHello that came in pieces
 
@@ -188,7 +189,7 @@ def _listen(host: str, port: int) -> socket.socket:
 class TLSListeners:
     """The HTTPS port and the scenario ports of one server."""
 
-    def __init__(self, material: Material, listener: Listener, handshake_timeout: float | None) -> None:
+    def __init__(self, material: Material, listener: Listener, handshake_timeout: float) -> None:
         self.material = material
         self.listener = listener
         self.handshake_timeout = handshake_timeout
@@ -263,6 +264,10 @@ class TLSListeners:
                 self.listener, client, ssl=self.material.valid, ssl_handshake_timeout=timeout
             )
             return
+        limit = self.listener.max_connections
+        if scenario.handshake != "tls" and limit and len(self.held) >= limit:
+            client.close()  # held connections obey --max-connections too
+            return
         if scenario.handshake == "stall":
             await loop.connect_accepted_socket(lambda: Stall(self.held), client)
             return
@@ -281,9 +286,12 @@ class TLSListeners:
 
     # -- shutdown -------------------------------------------------------------------------
 
-    def stop_accepting(self) -> None:
-        for task in list(self.tasks):
+    async def stop_accepting(self) -> None:
+        """Stop accepting, and end the handshakes not yet handed over."""
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for sock in self.sockets:
             sock.close()
         self.sockets.clear()

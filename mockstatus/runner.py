@@ -105,8 +105,10 @@ class RunningServer:
 
         settings = self.state.settings
         if self.tls is None:
-            # The handshake gets the time a client has to send a request head.
-            self.tls = https.TLSListeners(material_for(settings), self.listener, settings.header_timeout or None)
+            # The handshake gets the time a client has to send a request head
+            # (with that timeout off, asyncio's own handshake default).
+            timeout = settings.header_timeout or https.HANDSHAKE_TIMEOUT
+            self.tls = https.TLSListeners(material_for(settings), self.listener, timeout)
         tls = self.tls
         if https_port is not None and tls.https_port is None:
             await tls.start_https(settings.host, https_port)
@@ -145,7 +147,7 @@ class RunningServer:
         timer = asyncio.get_running_loop().call_later(state.settings.shutdown_grace, self._grace_over)
         self.server.close()  # stop accepting
         if self.tls is not None:
-            self.tls.stop_accepting()
+            await self.tls.stop_accepting()
         try:
             await self.runner.cleanup()
         finally:
@@ -206,7 +208,7 @@ async def start(
         except BaseException:
             server.close()
             if running.tls is not None:
-                running.tls.stop_accepting()
+                await running.tls.stop_accepting()
             await runner.cleanup()
             raise
     return running
@@ -304,6 +306,8 @@ class ThreadServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._loop is not None and self._stopped is not None and self._thread is not None:
+            if self._loop.is_closed():
+                return  # stopped already
             self._loop.call_soon_threadsafe(self._stopped.set)
             self._thread.join(timeout)
 

@@ -304,3 +304,50 @@ def test_scenario_ports_are_consecutive_in_the_documented_order(make_mockstatus)
 def test_unknown_scenario_names_the_known_ones(mockstatus):
     with pytest.raises(ValueError, match="unknown TLS scenario 'nope'; known: expired, not-yet-valid"):
         mockstatus.tls_url("nope")
+
+
+def test_stop_closes_stalled_handshakes_and_tls_connections(make_mockstatus):
+    server = make_mockstatus(https_port=0)
+    stalled = socket.create_connection(("127.0.0.1", server.https_port), timeout=5)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    hello = server.ssl_context().wrap_bio(incoming, outgoing, server_hostname="handshake-stall.localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        hello.do_handshake()
+    stalled.sendall(outgoing.read())
+    with socket.create_connection(("127.0.0.1", server.https_port), timeout=5) as raw:
+        with server.ssl_context().wrap_socket(raw, server_hostname="localhost") as kept:
+            kept.sendall(b"GET /status/200 HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert kept.recv(64).startswith(b"HTTP/1.1 200 OK")
+            started = time.monotonic()
+            server.stop()
+            assert time.monotonic() - started < 2
+            while kept.recv(4096):  # the rest of the reply, then the server's close
+                pass
+    assert ended(stalled)  # the stalled handshake is closed too
+    stalled.close()
+
+
+def ended(sock: socket.socket) -> bool:
+    """The server closed the connection (a FIN, or a reset when our bytes were unread)."""
+    sock.settimeout(2)
+    try:
+        return sock.recv(64) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_held_handshakes_obey_max_connections(make_mockstatus):
+    server = make_mockstatus(tls_scenario_ports=0, max_connections=2)
+    port = port_of(server, "handshake-stall")
+    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    try:
+        for sock in held:
+            sock.sendall(b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00")  # a (tiny) ClientHello record
+        time.sleep(0.2)
+        assert ended(held[2])  # the third is closed at once
+        held[0].settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            held[0].recv(64)  # the first two are held
+    finally:
+        for sock in held:
+            sock.close()
