@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import ipaddress
 import os
 import ssl
 import tempfile
@@ -52,6 +53,10 @@ def _key_pem(key) -> bytes:
     )
 
 
+def _spki(public_key) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def _name(common_name: str) -> x509.Name:
     return x509.Name(
         [
@@ -62,8 +67,6 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _alt_names(names: Iterable[str]) -> list[x509.GeneralName]:
-    import ipaddress
-
     out: list[x509.GeneralName] = []
     for name in dict.fromkeys(names):
         try:
@@ -174,7 +177,7 @@ class Authority:
             key = serialization.load_pem_private_key(key_bytes, password=None)
         except (ValueError, TypeError):
             raise TLSError(f"--tls-ca-key {key_path}: not an unencrypted PEM private key") from None
-        if cert.public_key().public_numbers() != key.public_key().public_numbers():
+        if _spki(cert.public_key()) != _spki(key.public_key()):
             raise TLSError(f"--tls-ca-key {key_path}: not the key of the certificate in {cert_path}")
         try:
             constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value

@@ -79,7 +79,7 @@ def _ca_files(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str
 def cmd_ca(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from pathlib import Path
 
-    from .certs import authority, write_private
+    from .certs import Authority, authority, write_private
 
     cert, key = _ca_files(args, environ)
     if cert or key:
@@ -95,7 +95,7 @@ def cmd_ca(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             "no CA to print: give --tls-ca-cert and --tls-ca-key (a generated CA lives only as long as its server, "
             "fetch it from /__mockstatus/ca.pem), or --out FILE to create a CA to share"
         )
-    ca = authority()  # a new one: this process serves nothing
+    ca = Authority.generate()  # a new one each time, never the process's cached CA
     out = Path(args.out)
     key_path = out.with_name(out.stem + "-key.pem")
     out.write_bytes(ca.pem)

@@ -254,3 +254,32 @@ def test_https_requests_are_journaled(mockstatus):
     requests.get(mockstatus.https_url("/status/409?seed=77"), verify=mockstatus.ca_bundle, timeout=5)
     (entry,) = mockstatus.requests(path="/status/409")
     assert entry["status"] == 409
+
+
+def test_a_ca_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, capsys):
+    for name in ("a", "b"):
+        assert main(["ca", "--out", str(tmp_path / f"{name}.pem")], environ={}) == 0
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    cases = [
+        (
+            "a.pem",
+            "b-key.pem",
+            f"--tls-ca-key {tmp_path / 'b-key.pem'}: not the key of the certificate in {tmp_path / 'a.pem'}",
+        ),
+        ("junk.pem", "a-key.pem", f"--tls-ca-cert {tmp_path / 'junk.pem'}: not a PEM certificate"),
+        ("a.pem", "junk.pem", f"--tls-ca-key {tmp_path / 'junk.pem'}: not an unencrypted PEM private key"),
+    ]
+    for cert, key, message in cases:
+        capsys.readouterr()
+        argv = [
+            "--https-port",
+            "0",
+            "--port",
+            "0",
+            "--tls-ca-cert",
+            str(tmp_path / cert),
+            "--tls-ca-key",
+            str(tmp_path / key),
+        ]
+        assert main(argv, environ={}) == 2
+        assert capsys.readouterr().err == f"mockstatus: error: {message}\n"
