@@ -2,7 +2,7 @@
 #
 # mockstatus as a container (a CI sidecar):
 #   docker build -t mockstatus:local .
-#   docker run --rm -p 8080:8080 mockstatus:local
+#   docker run --rm -p 8080:8080 -p 8443:8443 mockstatus:local
 #
 # The base is pinned to an exact Python patch release on Debian bookworm; bump
 # it on purpose (docker-compose.yml's example service uses the same tag, so one
@@ -35,10 +35,13 @@ RUN --mount=type=bind,from=builder,source=/dist,target=/dist \
 USER 10001:10001
 # 0.0.0.0: reachable from the host and from other containers (the default,
 # 127.0.0.1, would only answer inside the container).
+# HTTPS on 8443 with a CA generated at start (fetch it from
+# /__mockstatus/ca.pem), or mount one: MOCKSTATUS_TLS_CA_CERT/MOCKSTATUS_TLS_CA_KEY.
 ENV MOCKSTATUS_HOST=0.0.0.0 \
     MOCKSTATUS_PORT=8080 \
+    MOCKSTATUS_HTTPS_PORT=8443 \
     PYTHONUNBUFFERED=1
-EXPOSE 8080
+EXPOSE 8080 8443
 # Standard library only (no curl in the image).  Start interval: probe every
 # 0.25s until the first success, so the container is healthy well within a
 # second of the server listening (Docker Engine 25+; older engines fall back to

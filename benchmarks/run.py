@@ -2,7 +2,8 @@
 
 Runs, one after another, each starting its own server:
   throughput.py       wrk against /status/200, /status/204, /status/418 (JSON) and
-                      /status/200,503, beside a bare aiohttp hello-world in the same run
+                      /status/200,503 and HTTPS /status/200, beside a bare aiohttp
+                      hello-world in the same run
   delay_accuracy.py   1,000 concurrent delay=1s requests: overshoot median/p99/max
   held_connections.py 10,000 connections held in a 60 s delay: peak RSS, KiB each,
                       /status/200 latency meanwhile

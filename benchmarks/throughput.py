@@ -1,4 +1,4 @@
-"""Throughput and latency of mockstatus against a bare aiohttp hello-world, in one run.
+"""Throughput and latency of mockstatus against a bare aiohttp hello-world, in one run (HTTP and HTTPS).
 
     python benchmarks/throughput.py [--duration 5] [--connections 64]
 
@@ -55,7 +55,8 @@ def main() -> int:
     hello_port = free_port()
     hello = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "hello_aiohttp.py"), str(hello_port)])
     mock_port = free_port()
-    mock = start_mockstatus(mock_port)
+    https_port = free_port()
+    mock = start_mockstatus(mock_port, "--https-port", str(https_port))
     try:
         wait_http(f"http://127.0.0.1:{hello_port}/")
         wait_http(f"http://127.0.0.1:{mock_port}/__mockstatus/health")
@@ -66,6 +67,11 @@ def main() -> int:
             results.append(
                 (label, wrk(binary, f"http://127.0.0.1:{mock_port}{path}", header, args.duration, args.connections))
             )
+        # The same reply over TLS (wrk does not verify the certificate; keep-alive,
+        # so each connection's handshake is paid once).
+        results.append(
+            ("HTTPS /status/200", wrk(binary, f"https://127.0.0.1:{https_port}/status/200", None, args.duration, args.connections))
+        )  # fmt: skip
         # Bare aiohttp handlers sending mockstatus's exact reply bytes: the rest of
         # the gap to hello-world is what the required headers cost on the wire.
         same = [

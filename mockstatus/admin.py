@@ -1,8 +1,9 @@
-"""``/__mockstatus/*``: health, the catalog, the request journal and sequences.
+"""``/__mockstatus/*``: health, the catalog, the request journal, sequences, TLS.
 
 Admin requests are not recorded in the journal.  With ``--admin-token`` set,
-every admin route but health needs ``Authorization: Bearer <token>``.  On a
-server bound to loopback, every admin route answers only requests whose
+every admin route but health and the CA certificate (public by nature: a
+client must fetch it to trust the server) needs ``Authorization: Bearer <token>``.
+On a server bound to loopback, every admin route answers only requests whose
 ``Host`` is a loopback name (or one of ``--allowed-hosts``): a web page that
 rebinds its own name to 127.0.0.1 sends its name as the Host.
 """
@@ -20,6 +21,7 @@ from .bodies import admin_json, admin_json_list
 from .errors import admin_error
 from .journal import FILTERS, PAGING, parse_filters
 from .server import STATE
+from .tls import SCENARIO_DOMAIN, SCENARIOS, SERVING
 
 
 def _bearer_matches(header: str, token: str) -> bool:
@@ -148,3 +150,40 @@ async def sequences_reset(request: web.Request) -> web.Response:
     if not found:
         return admin_error(404, f"no sequence named {name!r}")
     return admin_json({"reset": name or "all"})
+
+
+HTTPS_OFF = "HTTPS is off: start mockstatus with --https-port (or --tls-scenario-ports)"
+
+
+async def ca_pem(request: web.Request) -> web.Response:
+    """The CA certificate every HTTPS leaf chains to (PEM)."""
+    serving = request.app[SERVING]
+    if serving.ca_pem is None:
+        return admin_error(404, HTTPS_OFF)
+    return web.Response(
+        body=serving.ca_pem,
+        content_type="application/x-pem-file",
+        headers={"Content-Disposition": 'attachment; filename="mockstatus-ca.pem"'},
+    )
+
+
+@guarded
+async def tls_scenarios(request: web.Request) -> web.Response:
+    """The bad-TLS lab: each scenario, its SNI name, its own port, what a client sees."""
+    serving = request.app[SERVING]
+    if serving.ca_pem is None:
+        return admin_error(404, HTTPS_OFF)
+    return admin_json(
+        {
+            "https_port": serving.https_port,
+            "scenarios": [
+                {
+                    "scenario": scenario.name,
+                    "sni": f"{scenario.name}.{SCENARIO_DOMAIN}",
+                    "port": serving.scenario_ports.get(scenario.name),
+                    "client_sees": scenario.what,
+                }
+                for scenario in SCENARIOS
+            ],
+        }
+    )

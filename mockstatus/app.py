@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import admin, handlers, page, protocol
+from . import admin, handlers, page, protocol, tls
 from .catalog import Catalog, load_catalog
 from .errors import error_for
 from .server import STATE, ServerState
@@ -29,6 +29,7 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     state = ServerState(settings, catalog)
     app[STATE] = state
     app[page.PAGES] = page.Pages(catalog)  # the browser page, rendered once per app
+    app[tls.SERVING] = tls.Serving()  # filled in when HTTPS starts, maybe after the app
     expect = make_expect_handler(state)
 
     # Every route checks Expect (RFC 9110 §10.1.1): a body above --max-body-size
@@ -36,6 +37,8 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app.router.add_route(ANY, "/", page.index, expect_handler=expect)  # 405 for anything but GET/HEAD
     app.router.add_get("/__mockstatus/health", admin.health, expect_handler=expect)
     app.router.add_get("/__mockstatus/codes", admin.codes, expect_handler=expect)
+    app.router.add_get("/__mockstatus/ca.pem", admin.ca_pem, expect_handler=expect)
+    app.router.add_get("/__mockstatus/tls", admin.tls_scenarios, expect_handler=expect)
     app.router.add_get("/__mockstatus/requests", admin.requests_list, expect_handler=expect)
     app.router.add_delete("/__mockstatus/requests", admin.requests_clear, expect_handler=expect)
     app.router.add_get("/__mockstatus/sequences", admin.sequences_list, expect_handler=expect)

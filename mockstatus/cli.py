@@ -1,4 +1,4 @@
-"""The ``mockstatus`` command: serve, codes, check-config, health.
+"""The ``mockstatus`` command: serve, codes, check-config, health, ca, client-cert.
 
 Bad flags, env values and config files print one line and exit 2 (no
 traceback).  ``health`` uses the standard library only, so a container
@@ -62,6 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.add_argument("--timeout", type=_timeout, default=2.0, help="how long to wait: 500ms, 2s, 1m (default 2s)")
 
+    ca = commands.add_parser(
+        "ca",
+        help="write the CA certificate: the one --tls-ca-cert names, or a new CA (certificate and key) with --out",
+    )
+    ca.add_argument("--out", help="file for the certificate (a new CA's key goes beside it as NAME-key.pem)")
+    _add_ca_flags(ca)
+
+    client = commands.add_parser(
+        "client-cert", help="write a client certificate and key signed by the CA (for client-cert-required)"
+    )
+    client.add_argument("--out", required=True, help="directory for client.pem and client-key.pem")
+    _add_ca_flags(client)
+
     _add_serve_flags(parser.add_argument_group("serve options (also 'mockstatus serve --help')"))
     return parser
 
@@ -76,7 +89,70 @@ def _timeout(text: str) -> float:
     return seconds
 
 
-def _add_serve_flags(parser) -> None:
+def _add_ca_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls-ca-cert", help="PEM CA certificate (env MOCKSTATUS_TLS_CA_CERT)")
+    parser.add_argument("--tls-ca-key", help="PEM private key of the CA (env MOCKSTATUS_TLS_CA_KEY)")
+
+
+def _ca_files(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+    return (
+        args.tls_ca_cert or environ.get(ENV_PREFIX + "TLS_CA_CERT") or None,
+        args.tls_ca_key or environ.get(ENV_PREFIX + "TLS_CA_KEY") or None,
+    )
+
+
+def cmd_ca(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from pathlib import Path
+
+    from .certs import Authority, authority, write_private
+
+    cert, key = _ca_files(args, environ)
+    if cert or key:
+        ca = authority(cert, key)
+        if not args.out:
+            sys.stdout.write(ca.pem.decode("ascii"))
+            return 0
+        Path(args.out).write_bytes(ca.pem)
+        print(f"wrote {args.out}")
+        return 0
+    if not args.out:
+        raise UsageError(
+            "no CA to print: give --tls-ca-cert and --tls-ca-key (a generated CA lives only as long as its server, "
+            "fetch it from /__mockstatus/ca.pem), or --out FILE to create a CA to share"
+        )
+    ca = Authority.generate()  # a new one each time, never the process's cached CA
+    out = Path(args.out)
+    key_path = out.with_name(out.stem + "-key.pem")
+    out.write_bytes(ca.pem)
+    write_private(key_path, ca.key_pem)
+    print(f"wrote {out} and {key_path}; serve with: --tls-ca-cert {out} --tls-ca-key {key_path}")
+    return 0
+
+
+def cmd_client_cert(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from pathlib import Path
+
+    from .certs import authority, write_private
+
+    cert, key = _ca_files(args, environ)
+    if not (cert and key):
+        raise UsageError(
+            "client-cert needs the CA the server uses: give --tls-ca-cert and --tls-ca-key "
+            "(create one with 'mockstatus ca --out ca.pem')"
+        )
+    issued = authority(cert, key).issue(["mockstatus client"], client=True)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: {exc.strerror or exc}") from None
+    (out / "client.pem").write_bytes(issued.cert_pem)
+    write_private(out / "client-key.pem", issued.key_pem)
+    print(f"wrote {out / 'client.pem'} and {out / 'client-key.pem'}")
+    return 0
+
+
+def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
     for setting in SETTINGS:
         shown = f" (default {setting.shown_default}; env {setting.env})"
         if setting.flag_kind == "switch":
@@ -153,15 +229,26 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return cmd_check_config(args)
         if args.command == "health":
             return cmd_health(args, environ)
+        if args.command == "ca":
+            return cmd_ca(args, environ)
+        if args.command == "client-cert":
+            return cmd_client_cert(args, environ)
         settings, catalog = resolve_settings(args, environ)
         problem = aiohttp_problem()
         if problem is not None:
             raise UsageError(problem)
+        if settings.https_port is not None or settings.tls_scenario_ports is not None:
+            from .certs import material_for
+
+            material_for(settings)  # a CA that cannot be loaded: one line, exit 2
     except (UsageError, ConfigError, ValueError) as exc:
         print(f"mockstatus: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `mockstatus codes | head`
         return 0
+    except OSError as exc:  # ca/client-cert: a file that cannot be written
+        print(f"mockstatus: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     from .runner import run
 
     try:

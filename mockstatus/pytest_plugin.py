@@ -8,6 +8,10 @@ Installing mockstatus gives every test suite these fixtures:
     ``requests(**filters)`` (the journal: ``path``, ``method``, ``sequence``,
     ``since``, ``status``), ``wait_for_requests(count=1, timeout=5, **filters)``,
     ``reset()``, ``host`` (bare, ``::1``), ``port``.
+    HTTPS, started on first use (the CA is made once per process):
+    ``https_url(path)``, ``ca_bundle`` (a PEM file path), ``ssl_context()``,
+    ``tls_url(scenario, path)`` (a bad-TLS scenario's own port),
+    ``client_cert`` (``(cert_path, key_path)`` signed by the CA).
 ``mockstatus_server``
     Session scope.  One server per test process (so one per pytest-xdist
     worker) in a daemon thread with its own event loop, on a free loopback

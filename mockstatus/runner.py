@@ -17,6 +17,7 @@ import json
 import logging
 import signal
 import socket
+import ssl
 import threading
 import time
 from typing import Any
@@ -86,6 +87,39 @@ class RunningServer:
         self.host = host
         self.port = port
         self.listener = listener
+        self.tls = None  # https.TLSListeners once HTTPS or the TLS lab is started
+
+    @property
+    def https_port(self) -> int | None:
+        return self.tls.https_port if self.tls is not None else None
+
+    @property
+    def https_url(self) -> str | None:
+        port = self.https_port
+        return None if port is None else server_url(self.host, port, "https")
+
+    async def start_tls(self, https_port: int | None, scenario_ports: int | None) -> None:
+        """Start the HTTPS port and/or the TLS lab's ports, on the same connection layer."""
+        from . import https
+        from .certs import material_for
+        from .tls import SERVING
+
+        settings = self.state.settings
+        if self.tls is None:
+            # The handshake gets the time a client has to send a request head
+            # (with that timeout off, asyncio's own handshake default).
+            timeout = settings.header_timeout or https.HANDSHAKE_TIMEOUT
+            self.tls = https.TLSListeners(material_for(settings), self.listener, timeout)
+        tls = self.tls
+        if https_port is not None and tls.https_port is None:
+            await tls.start_https(settings.host, https_port)
+        if scenario_ports is not None and not tls.scenario_ports:
+            await tls.start_scenarios(settings.host, scenario_ports)
+        material = tls.material
+        serving = self.app[SERVING]
+        serving.ca_pem = material.ca_pem
+        serving.https_port = tls.https_port
+        serving.scenario_ports = dict(tls.scenario_ports)
 
     @property
     def open_connections(self) -> int:
@@ -113,12 +147,16 @@ class RunningServer:
         state.closing = True
         timer = asyncio.get_running_loop().call_later(state.settings.shutdown_grace, self._grace_over)
         self.listener.stop_accepting()
+        if self.tls is not None:
+            await self.tls.stop_accepting()
         try:
             await self.runner.cleanup()
         finally:
             timer.cancel()
             # What aiohttp no longer speaks on (raw upgrades, refusals lingering).
             self.listener.close_all()
+            if self.tls is not None:
+                self.tls.close_held()
 
     def _grace_over(self) -> None:
         # The replies being delivered, then every other handler still running
@@ -164,7 +202,17 @@ async def start(
     sockets = [sock] if sock is not None else listening_sockets(settings.host, settings.port)
     listener.serve(sockets)
     bound = sockets[0].getsockname()
-    return RunningServer(runner, app, settings.host, bound[1], listener)
+    running = RunningServer(runner, app, settings.host, bound[1], listener)
+    if settings.https_port is not None or settings.tls_scenario_ports is not None:
+        try:
+            await running.start_tls(settings.https_port, settings.tls_scenario_ports)
+        except BaseException:
+            listener.stop_accepting()
+            if running.tls is not None:
+                await running.tls.stop_accepting()
+            await runner.cleanup()
+            raise
+    return running
 
 
 def listening_sockets(host: str, port: int) -> list[socket.socket]:
@@ -227,6 +275,14 @@ async def serve_forever(settings: Settings, catalog: Catalog) -> int:
     """Run until SIGTERM, SIGINT or SIGHUP; let in-flight replies finish within the grace."""
     server = await start(settings, catalog)
     print(listening_line(server.listener.sockets), flush=True)
+    if server.https_url is not None:
+        print(f"mockstatus listening on {server.https_url} (CA: {server.base_url}/__mockstatus/ca.pem)", flush=True)
+    if server.tls is not None and server.tls.scenario_ports:
+        ports = server.tls.scenario_ports
+        print(
+            f"mockstatus TLS lab on ports {min(ports.values())}-{max(ports.values())} (see /__mockstatus/tls)",
+            flush=True,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # SIGHUP too: a closed terminal or a supervisor's reload signal ends the
@@ -309,6 +365,8 @@ class ThreadServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._loop is not None and self._stopped is not None and self._thread is not None:
+            if self._loop.is_closed():
+                return  # stopped already
             self._loop.call_soon_threadsafe(self._stopped.set)
             self._thread.join(timeout)
 
@@ -353,6 +411,60 @@ class ThreadServer:
     def state(self):
         assert self._server is not None
         return self._server.state
+
+    # -- HTTPS: started on first use, so plain-HTTP users pay nothing ------------
+
+    def _tls(self, *, scenarios: bool = False):
+        assert self._loop is not None and self._server is not None
+        server = self._server
+        tls = server.tls
+        if tls is None or tls.https_port is None or (scenarios and not tls.scenario_ports):
+            asyncio.run_coroutine_threadsafe(server.start_tls(0, 0 if scenarios else None), self._loop).result(10)
+        return server.tls
+
+    @property
+    def https_port(self) -> int:
+        """The HTTPS port (started now if it was not)."""
+        return self._tls().https_port
+
+    def https_url(self, path: str = "/") -> str:
+        """A URL on the HTTPS port; its certificate verifies against ``ca_bundle``."""
+        return server_url(self._server.host, self.https_port, "https") + (path if path.startswith("/") else "/" + path)
+
+    def tls_url(self, scenario: str, path: str = "/") -> str:
+        """A URL on the port of a bad-TLS scenario (``expired``, ``wrong-host``, ...)."""
+        from .tls import SCENARIOS_BY_NAME
+
+        if scenario not in SCENARIOS_BY_NAME:
+            raise ValueError(f"unknown TLS scenario {scenario!r}; known: {', '.join(SCENARIOS_BY_NAME)}")
+        port = self._tls(scenarios=True).scenario_ports[scenario]
+        return server_url(self._server.host, port, "https") + (path if path.startswith("/") else "/" + path)
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The CA certificate (PEM) the HTTPS port's leaf chains to."""
+        return self._tls().material.ca_pem
+
+    @property
+    def ca_bundle(self) -> str:
+        """The path of a PEM file holding the CA certificate (``verify=`` for requests and httpx, curl's --cacert)."""
+        from .certs import pem_file
+
+        return pem_file(self.ca_pem)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A new client ``ssl.SSLContext`` that trusts the CA (for aiohttp, httpx, urllib, ``ssl``)."""
+        from .certs import client_context
+
+        return client_context(self.ca_pem)
+
+    @property
+    def client_cert(self) -> tuple[str, str]:
+        """``(cert_path, key_path)`` of a client certificate the CA signed, for ``client-cert-required``."""
+        from .certs import pem_file
+
+        issued = self._tls().material.client_cert()
+        return pem_file(issued.cert_pem), pem_file(issued.key_pem)
 
     def reset(self) -> None:
         """Clear the journal and every sequence."""

@@ -34,6 +34,27 @@ def _port(text: Any) -> int:
     return port
 
 
+def _port_or_off(text: Any) -> int | None:
+    """A port, or ``off`` (also empty) for none: a listener that is not started."""
+    if text is None or str(text).strip().lower() in ("", "off"):
+        return None
+    try:
+        return _port(text)
+    except ValueError:
+        raise ValueError(f"bad port {text!r}: expected off or a whole number from 0 to 65535") from None
+
+
+def _scenario_ports(text: Any) -> int | None:
+    """The first of the TLS lab's consecutive ports (0: a free port each), or ``off``."""
+    from .tls import SCENARIOS  # the table only; certificates are made when served
+
+    port = _port_or_off(text)
+    last = 65535 - (len(SCENARIOS) - 1)
+    if port is not None and port > last:
+        raise ValueError(f"bad port {text!r}: the {len(SCENARIOS)} scenario ports must end by 65535, so at most {last}")
+    return port
+
+
 def _size(text: Any) -> int:
     """Bytes, with an optional k/m suffix (binary): ``1048576``, ``1m``, ``64k``."""
     raw = str(text).strip().lower()
@@ -226,6 +247,16 @@ SETTINGS: tuple[Setting, ...] = (
         "answer 400 to every query parameter and X-Mockstatus-* header that is not an option",
         "switch",
     ),
+    Setting("https_port", _port_or_off, None, "HTTPS port (0 picks a free one; off: no HTTPS)"),
+    Setting("tls_hostnames", _hosts, (), "comma list of names the HTTPS certificate adds to localhost, 127.0.0.1, ::1"),
+    Setting("tls_ca_cert", _text, None, "PEM CA certificate to sign with, instead of one generated at start"),
+    Setting("tls_ca_key", _text, None, "PEM private key of --tls-ca-cert"),
+    Setting(
+        "tls_scenario_ports",
+        _scenario_ports,
+        None,
+        "first port of the bad-TLS scenarios, one port each (0: free ports)",
+    ),
 )
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -263,6 +294,11 @@ class Settings:
     log_format: str = _default("log_format")
     access_log: bool = _default("access_log")
     strict_options: bool = _default("strict_options")
+    https_port: int | None = _default("https_port")
+    tls_hostnames: tuple[str, ...] = _default("tls_hostnames")
+    tls_ca_cert: str | None = _default("tls_ca_cert")
+    tls_ca_key: str | None = _default("tls_ca_key")
+    tls_scenario_ports: int | None = _default("tls_scenario_ports")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -361,5 +397,5 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def server_url(host: str, port: int | str) -> str:
-    return f"http://{url_host(host)}:{port}"
+def server_url(host: str, port: int | str, scheme: str = "http") -> str:
+    return f"{scheme}://{url_host(host)}:{port}"

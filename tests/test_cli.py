@@ -195,6 +195,11 @@ VALUES = {
     "log_format": (("json", "json"), ("text", "text"), "xml"),
     "access_log": (("true", True), (None, False), "maybe"),  # a switch: --no-access-log
     "strict_options": (("1", True), (None, False), "sometimes"),
+    "https_port": (("8443", 8443), ("off", None), "443x"),
+    "tls_hostnames": (("Mock.test, api.test", ("mock.test", "api.test")), ("a.test", ("a.test",)), None),
+    "tls_ca_cert": (("ca.pem", "ca.pem"), ("other.pem", "other.pem"), None),
+    "tls_ca_key": (("ca-key.pem", "ca-key.pem"), ("other-key.pem", "other-key.pem"), None),
+    "tls_scenario_ports": (("9000", 9000), ("0", 0), "65530"),
 }
 
 

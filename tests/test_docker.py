@@ -22,6 +22,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -357,7 +358,7 @@ def test_runs_as_a_numeric_non_root_user_created_in_the_image():
 def test_listens_on_all_interfaces_on_the_exposed_port():
     assert IMAGE_ENV["MOCKSTATUS_HOST"] == "0.0.0.0"
     (expose,) = FINAL.all("EXPOSE")
-    assert expose.args.split() == [IMAGE_ENV["MOCKSTATUS_PORT"]] == ["8080"]
+    assert expose.args.split() == [IMAGE_ENV["MOCKSTATUS_PORT"], IMAGE_ENV["MOCKSTATUS_HTTPS_PORT"]] == ["8080", "8443"]
     known = {option.env: option for option in SETTINGS}
     for name, value in IMAGE_ENV.items():
         if name.startswith("MOCKSTATUS_"):
@@ -404,7 +405,7 @@ def test_compose_builds_this_dockerfile_and_publishes_the_image_port():
     assert (COMPOSE.parent / context / dockerfile).resolve() == DOCKERFILE
     assert "profiles" not in SERVICE, "mockstatus starts with a plain `docker compose up`"
     published = [str(p).split(":") for p in SERVICE["ports"]]
-    assert published == [["8080", IMAGE_ENV["MOCKSTATUS_PORT"]]]
+    assert published == [["8080", IMAGE_ENV["MOCKSTATUS_PORT"]], ["8443", IMAGE_ENV["MOCKSTATUS_HTTPS_PORT"]]]
 
 
 def test_compose_mounts_config_read_only_where_MOCKSTATUS_CONFIG_points():
@@ -479,6 +480,7 @@ def container_env(wheel_venv, mounted_config):
     copy, target = mounted_config
     env = {"PATH": f"{wheel_venv.bin}{os.pathsep}/usr/bin:/bin", **IMAGE_ENV, **SERVICE["environment"]}
     env["MOCKSTATUS_PORT"] = str(free_port())
+    env["MOCKSTATUS_HTTPS_PORT"] = str(free_port())
     env["MOCKSTATUS_CONFIG"] = str(copy / os.path.relpath(env["MOCKSTATUS_CONFIG"], target))
     return env
 
@@ -518,6 +520,13 @@ class Container:
         response.read()
         connection.close()
         return response
+
+    def get_body(self, path: str) -> bytes:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        connection.request("GET", path)
+        body = connection.getresponse().read()
+        connection.close()
+        return body
 
     def stop(self) -> int | None:
         if self.process.poll() is None:
@@ -592,6 +601,63 @@ def test_example_consumer_command_passes_against_the_server(container):
     ]
 
 
+def test_the_image_serves_https_verified_against_its_served_ca(container, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(container.get_body("/__mockstatus/ca.pem"))
+    port = container.env["MOCKSTATUS_HTTPS_PORT"]
+    context = ssl.create_default_context(cafile=str(ca))
+    connection = http.client.HTTPSConnection("localhost", int(port), timeout=5, context=context)
+    connection.request("GET", "/status/201")
+    assert connection.getresponse().status == 201
+    connection.close()
+
+
+def test_tls_example_consumer_trusts_the_mounted_ca(container_env, tmp_path):
+    services = COMPOSE_FILE["services"]
+    server, consumer = services["mockstatus-tls"], services["tls-example"]
+    assert server["profiles"] == consumer["profiles"] == ["tls-example"]
+    assert consumer["depends_on"] == {"mockstatus-tls": {"condition": "service_healthy"}}
+    assert server["healthcheck"] == SERVICE["healthcheck"]
+    # The CA as the comment above the service makes it, mapped to where the mounts put it.
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    made = subprocess.run(
+        resolve(["mockstatus", "ca", "--out", str(tls / "ca.pem")], container_env),
+        env=container_env, capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (mount,) = server["volumes"]
+    source, target, _ = mount.split(":")
+    assert source == "./tls"
+    env = {
+        **container_env,
+        **server["environment"],
+        "MOCKSTATUS_PORT": str(free_port()),
+        "MOCKSTATUS_HTTPS_PORT": str(free_port()),
+    }
+    for name in ("MOCKSTATUS_TLS_CA_CERT", "MOCKSTATUS_TLS_CA_KEY"):
+        env[name] = str(tls / os.path.relpath(env[name], target))
+    running = Container(env)
+    try:
+        (ca_mount,) = consumer["volumes"]
+        ca_source, ca_target, _ = ca_mount.split(":")
+        assert (ca_source, ca_target) == ("./tls/ca.pem", consumer["environment"]["CA_FILE"])
+        argv = [sys.executable, "-I", "-S", *consumer["command"][1:]]
+        consumer_env = {
+            "CA_FILE": str(tls / "ca.pem"),
+            # The service name is in the leaf (MOCKSTATUS_TLS_HOSTNAMES); here it is localhost's.
+            "HTTPS_URL": f"https://localhost:{env['MOCKSTATUS_HTTPS_PORT']}",
+        }
+        assert (
+            consumer["environment"]["HTTPS_URL"] == f"https://{server['environment']['MOCKSTATUS_TLS_HOSTNAMES']}:8443"
+        )
+        done = subprocess.run(argv, env=consumer_env, capture_output=True, text=True, timeout=20)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.splitlines() == ["https 200 OK"]
+    finally:
+        running.stop()
+
+
 def test_example_consumer_fails_when_a_status_is_wrong(container):
     # The assertion in the example is live: point it at a server path that answers 404.
     argv = [sys.executable, "-I", "-S", *EXAMPLE["command"][1:]]
@@ -601,7 +667,7 @@ def test_example_consumer_fails_when_a_status_is_wrong(container):
 
 
 def test_sigterm_lets_the_inflight_reply_finish_and_exits_0_within_the_grace(container_env):
-    env = {**container_env, "MOCKSTATUS_PORT": str(free_port())}
+    env = {**container_env, "MOCKSTATUS_PORT": str(free_port()), "MOCKSTATUS_HTTPS_PORT": str(free_port())}
     server = Container(env)
     assert server.get("/status/503").reason == CHANGED_REASON  # the mount, in this process too
     replies: list[tuple[bytes, str]] = []
