@@ -44,6 +44,8 @@ class JournalEntry:
     client_gone: bool
     sequence: str | None
     step: int | None
+    fault: str | None  # the fault kind (``reset-after:64``), when the reply was one
+    bytes_sent: int | None  # of a fault's reply, the bytes that went out (None: the whole reply)
 
     @property
     def client(self) -> str | None:
@@ -76,6 +78,8 @@ class JournalEntry:
             "client_gone": self.client_gone,
             "sequence": self.sequence,
             "step": self.step,
+            "fault": self.fault,
+            "bytes_sent": self.bytes_sent,
         }
 
 
@@ -97,6 +101,8 @@ class Journal:
         client_gone: bool = False,
         sequence: str | None = None,
         step: int | None = None,
+        fault: str | None = None,
+        bytes_sent: int | None = None,
     ) -> None:
         # A plain tuple: the cheapest thing to build on every request;
         # ``query`` makes JournalEntry objects of the few that are read.
@@ -104,6 +110,7 @@ class Journal:
             (
                 self._next_id, time.time(), request.remote, request.method, request.rel_url,
                 request.headers, body_size, body_preview, status, delay, client_gone, sequence, step,
+                fault, bytes_sent,
             )
         )  # fmt: skip
         self._next_id += 1
@@ -113,7 +120,7 @@ class Journal:
         self._entries.append(
             (
                 self._next_id, time.time(), request.remote, request.method, request.rel_url,
-                request.headers, 0, b"", status, 0.0, False, None, None,
+                request.headers, 0, b"", status, 0.0, False, None, None, None, None,
             )
         )  # fmt: skip
         self._next_id += 1
