@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .app import make_app
+from .blackhole import Blackhole
 from .catalog import Catalog
 from .framing import Limits
 from .protocol import Listener, connection_limit
@@ -77,8 +78,9 @@ def configure_logging() -> None:
 class RunningServer:
     def __init__(
         self, runner: web.AppRunner, app: web.Application, host: str, port: int,
-        server: asyncio.Server, listener: Listener,
+        server: asyncio.Server, listener: Listener, blackhole: Blackhole | None = None,
     ) -> None:  # fmt: skip
+        self.blackhole = blackhole
         self.runner = runner
         self.app = app
         self.host = host
@@ -118,6 +120,8 @@ class RunningServer:
             timer.cancel()
             # What aiohttp no longer speaks on (raw upgrades, refusals lingering).
             self.listener.close_all()
+            if self.blackhole is not None:
+                self.blackhole.close()
 
     def _grace_over(self) -> None:
         cut = self.state.cancel_in_flight()
@@ -163,13 +167,23 @@ async def start(
     else:
         server = await loop.create_server(listener, settings.host, settings.port, backlog=1024, reuse_address=True)
     bound = server.sockets[0].getsockname()
-    return RunningServer(runner, app, settings.host, bound[1], server, listener)
+    blackhole = None
+    if settings.blackhole_port is not None:
+        try:
+            blackhole = Blackhole(settings.host, settings.blackhole_port)
+        except BaseException:
+            server.close()
+            await runner.cleanup()
+            raise
+    return RunningServer(runner, app, settings.host, bound[1], server, listener, blackhole)
 
 
 async def serve_forever(settings: Settings, catalog: Catalog) -> int:
     """Run until SIGTERM or SIGINT; let in-flight replies finish within the grace."""
     server = await start(settings, catalog)
     print(f"mockstatus listening on {server.base_url}", flush=True)
+    if server.blackhole is not None:
+        print(f"mockstatus blackhole (connects time out) on port {server.blackhole.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -276,6 +290,12 @@ class ThreadServer:
     def base_url(self) -> str:
         assert self._server is not None
         return self._server.base_url
+
+    @property
+    def blackhole_port(self) -> int | None:
+        """The ``--blackhole-port`` listener's port (the free one picked for 0), or None."""
+        assert self._server is not None
+        return None if self._server.blackhole is None else self._server.blackhole.port
 
     def url(self, path: str = "/") -> str:
         return self.base_url + (path if path.startswith("/") else "/" + path)
