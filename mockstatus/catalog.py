@@ -439,3 +439,10 @@ def check_delays(catalog: Catalog, max_delay: float, default_delay: float) -> No
                 f"{catalog.sources[-1]}: codes.{info.code}.delay: {format_seconds(info.delay)} "
                 f"is above --max-delay {limit}; raise --max-delay or lower the delay"
             )
+        if info.kind.startswith("stale-keepalive:"):
+            after = parse_fault(info.kind).seconds or 0.0
+            if after > max_delay:
+                raise ConfigError(
+                    f"{catalog.sources[-1]}: codes.{info.code}.kind: {info.kind} closes after "
+                    f"{format_seconds(after)}, above --max-delay {limit}; raise --max-delay or lower it"
+                )

@@ -298,3 +298,12 @@ def test_a_thousand_stage_faults_leave_nothing_behind(make_mockstatus):
     assert settle(open_fds, fds_before) <= fds_before
     assert server.call(lambda: len(server._server.runner.server.connections)) == 0
     assert len(server.requests()) == min(1000, server.settings.journal_size)
+
+
+def test_catalog_stale_keepalive_above_max_delay_is_refused(tmp_path):
+    from mockstatus.settings import resolve
+
+    path = tmp_path / "slow.yaml"
+    path.write_text("codes:\n  599:\n    kind: 'stale-keepalive:10s'\n")
+    with pytest.raises(ConfigError, match=r"codes.599.kind: stale-keepalive:10s closes after 10s, above --max-delay"):
+        resolve(str(path), overrides={"max_delay": 1.0})
