@@ -291,7 +291,8 @@ class Client:
         head, sep, body = data.partition(b"\r\n\r\n")
         length = re.search(rb"\r\nContent-Length: (\d+)\r\n", head + b"\r\n")
         ok = sep and head.startswith(self.plan.status_line(code) + b"\r\n") and body == self.plan.body(code, method)
-        ok = ok and (code in (204, 304) or (length is not None and int(length.group(1)) == len(self.plan.text(code))))
+        full = len(self.plan.body(code, "GET"))  # HEAD: the length of the GET body (RFC 9110 §9.3.2)
+        ok = ok and (code in (204, 304) or (length is not None and int(length.group(1)) == full))
         said = re.search(rb"\r\nConnection: ([^\r]*)", head)
         return bool(ok) and (said.group(1).decode() if said else None) == connection
 
