@@ -12,7 +12,10 @@ bodies, and every ``?fault=``.  Each reply is checked against what it asked
 for: the exact status line and reason, interim responses, the body (exact
 text for GET, none for HEAD, 204 and 304), and for each fault its particular
 failure (RST, FIN without a byte, 64 non-HTTP bytes, a broken header block, a
-body cut short, a body ended by the close).
+body cut short, a body ended by the close; a stall that ends at --max-delay
+(50 ms here), the first N bytes then RST or FIN, an upload cut, a reply before
+the upload, a keep-alive connection closed behind its reply, the Nth reply on
+a connection with or without Connection: close).
 
 The server is measured from /proc: after a warm-up pass over the whole mix
 (baseline), after half the load and at the end, each time with every client
@@ -48,6 +51,8 @@ TIMEOUT = 10.0  # per request: longer means the server hung
 RSS_TOLERANCE_KIB = 8 * 1024  # after vs. baseline (the allocator keeps some arenas)
 SECOND_HALF_TOLERANCE_KIB = 4 * 1024  # growth from half to end: a leak grows with the load
 UNLISTED = (299, 479, 555, 799, 999)
+# The faults around a reply (do_stage_fault); the others break the reply itself.
+STAGE_FAULTS = frozenset(FAULTS[FAULTS.index("stall") :])
 SEQUENCE = (503, 503, 200)
 WEIGHTED = ((200, 1), (503, 3), (418, 1))
 
@@ -235,6 +240,9 @@ class Client:
 
     async def do_fault(self) -> None:
         fault = self.plan.next_fault()
+        if fault in STAGE_FAULTS:
+            await self.do_stage_fault(fault)
+            return
         code = self.rng.choice(self.plan.normal)
         method = self.rng.choice(("GET", "HEAD"))
         reader, writer = await self.fresh()
@@ -265,6 +273,82 @@ class Client:
             ok = ok and b"\r\nConnection: close" in head and body == text
         if not ok:
             raise Mismatch(f"fault={fault} on {code} {method}: {data[:120]!r} ({how})")
+        self.stats.lines[f"fault={fault}"] += 1
+
+    async def read_all(self, reader: asyncio.StreamReader) -> tuple[bytes, str]:
+        """Everything until the server ends the connection, and how; what a reset
+        destroyed before it was read is lost (asyncio raises before handing it out)."""
+        data = b""
+        try:
+            while chunk := await reader.read(65536):
+                data += chunk
+        except ConnectionResetError:
+            return data, "reset"
+        return data, "close"
+
+    def whole(self, data: bytes, code: int, method: str, connection: str | None = None) -> bool:
+        """``data`` is the whole reply to ``method /status/code``, with this Connection header."""
+        head, sep, body = data.partition(b"\r\n\r\n")
+        length = re.search(rb"\r\nContent-Length: (\d+)\r\n", head + b"\r\n")
+        ok = sep and head.startswith(self.plan.status_line(code) + b"\r\n") and body == self.plan.body(code, method)
+        full = len(self.plan.body(code, "GET"))  # HEAD: the length of the GET body (RFC 9110 §9.3.2)
+        ok = ok and (code in (204, 304) or (length is not None and int(length.group(1)) == full))
+        said = re.search(rb"\r\nConnection: ([^\r]*)", head)
+        return bool(ok) and (said.group(1).decode() if said else None) == connection
+
+    async def do_stage_fault(self, fault: str) -> None:
+        """The faults around a reply: each one's bytes, and how the connection ends."""
+        code = self.rng.choice(self.plan.normal)
+        method = self.rng.choice(("GET", "HEAD"))
+        line = self.plan.status_line(code)
+        reader, writer = await self.fresh()
+        asked = fault
+        if fault in ("reset-after", "close-after"):
+            count = self.rng.choice((0, 5, 20, 60, 100_000))
+            asked = f"{fault}:{count}"
+            writer.write(request(method, f"/status/{code}?fault={asked}"))
+            data, how = await self.read_all(reader)
+            ok = how == ("reset" if fault == "reset-after" else "close") and len(data) <= count
+            ok = ok and (line + b"\r\n")[:count].startswith(data[: len(line) + 2])
+            if how == "close" and len(data) < count:  # shorter than N: all of it went out
+                ok = ok and self.whole(data, code, method)
+        elif fault in ("close-during-upload", "reset-during-upload"):
+            writer.write(request("POST", f"/status/{code}?fault={fault}", body=b"0123456789"))
+            data, how = await self.read_all(reader)
+            ok = data == b"" and how == ("reset" if fault.startswith("reset") else "close")
+        elif fault == "early-response":
+            writer.write(request("POST", f"/status/{code}?fault={fault}", "Content-Length: 10\r\n"))
+            data, how = await self.read_all(reader)  # the body was never sent
+            ok = how == "close" and self.whole(data, code, "POST", "close")
+        elif fault in ("stall", "stall-body"):
+            writer.write(request(method, f"/status/{code}?fault={fault}"))
+            data, how = await self.read_all(reader)
+            if fault == "stall":
+                ok = data == b"" and how == "close"
+            else:
+                text = self.plan.body(code, method)
+                head, _, body = data.partition(b"\r\n\r\n")
+                ok = how == "close" and head.startswith(line + b"\r\n") and body == text[: len(text) // 2]
+        elif fault == "stale-keepalive":
+            asked = "stale-keepalive:20ms"
+            writer.write(request(method, f"/status/{code}?fault={asked}"))
+            reply = await read_reply(reader, method)
+            data, how = await self.read_all(reader)
+            ok = reply.status_line == line and "connection" not in reply.headers and (data, how) == (b"", "close")
+            ok = ok and reply.body == self.plan.body(code, method)
+        else:  # close-after-requests
+            asked = self.rng.choice(("close-after-requests:2", "close-after-requests:2!"))
+            said = []
+            for _ in range(2):
+                writer.write(request(method, f"/status/{code}?fault={asked}"))
+                reply = await read_reply(reader, method)
+                said.append(reply.headers.get("connection"))
+                ok = reply.status_line == line and reply.body == self.plan.body(code, method)
+            data, how = await self.read_all(reader)
+            ok = ok and said == [None, None if asked.endswith("!") else "close"] and (data, how) == (b"", "close")
+        await self.close()
+        if not ok:
+            raise Mismatch(f"fault={asked} on {code} {method}: {data[:120]!r} ({how})")
         self.stats.lines[f"fault={fault}"] += 1
 
 
@@ -406,7 +490,8 @@ class Result:
 
 def soak(requests: int, connections: int, seed: int = 1, warmup: int | None = None) -> Result:
     plan = Plan()
-    process, _, host, port = start_listening(stderr=subprocess.PIPE)
+    # A stall lasts --max-delay: short here, so it is one more reply among many.
+    process, _, host, port = start_listening("--max-delay", "50ms", stderr=subprocess.PIPE)
     try:
         import uvloop
 

@@ -9,11 +9,12 @@ message names the file and the key path (or the line, for YAML syntax).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -32,16 +33,73 @@ REASON = re.compile(r"[\x20-\x7e\t]+", re.ASCII)
 
 # What ``kind:`` may say; kinds.py holds what each one does.  The faults can
 # also be asked for per request (``?fault=``).
-FAULTS = ("reset", "empty", "garbage", "malformed", "truncate", "no-length")
+FAULTS = (
+    "reset", "empty", "garbage", "malformed", "truncate", "no-length",
+    "stall", "stall-body", "reset-after", "close-after", "close-during-upload", "reset-during-upload",
+    "early-response", "stale-keepalive", "close-after-requests",
+)  # fmt: skip
 KIND_NAMES = ("normal", "interim", "upgrade", "headerless", "close", *FAULTS)
 # What a 1xx code may be: an interim head before a final reply, or the 101 switch.
 INFORMATIONAL_KINDS = ("interim", "upgrade")
+# Faults that take an argument after a colon: how it is written (in error
+# messages), and a value the browser page offers.
+FAULT_FORMS = {
+    "reset-after": ("reset-after:N", "reset-after:64"),
+    "close-after": ("close-after:N", "close-after:64"),
+    "stale-keepalive": ("stale-keepalive[:T]", "stale-keepalive:100ms"),
+    "close-after-requests": ("close-after-requests:N[!]", "close-after-requests:2"),
+}
+FAULT_TEXT = ", ".join(FAULT_FORMS[name][0] if name in FAULT_FORMS else name for name in FAULTS)
+# Faults decided before the request body is read: the handler leaves it unread.
+UPLOAD_FAULTS = frozenset({"close-during-upload", "reset-during-upload", "early-response"})
+# A stale keep-alive connection closes this long after its reply unless told otherwise.
+DEFAULT_STALE_AFTER = 0.1
+MAX_FAULT_BYTES = 1 << 30
 
 # Headers that decide message framing or the connection; the server owns them.
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer"})
 
 CODE_KEYS = ("reason", "standard", "source", "kind", "then", "heartbeat", "description", "headers", "body", "delay")
 TOP_KEYS = ("codes", "server")
+
+
+class Fault(NamedTuple):
+    """A fault kind with its argument: ``reset-after:64`` -> Fault("reset-after", count=64)."""
+
+    name: str
+    count: int | None = None  # bytes (reset-after, close-after) or requests (close-after-requests)
+    seconds: float | None = None  # stale-keepalive
+    silent: bool = False  # close-after-requests:N! closes without Connection: close
+
+
+_FAULT_COUNT = re.compile(r"[0-9]{1,10}", re.ASCII)
+
+
+@functools.lru_cache(maxsize=256)
+def parse_fault(text: str) -> Fault:
+    """``?fault=`` or a catalog ``kind:`` naming a fault; ValueError names the allowed forms."""
+    name, colon, arg = text.partition(":")
+    if name not in FAULTS or (colon and name not in FAULT_FORMS):
+        raise ValueError(f"bad fault {text!r}: expected one of {FAULT_TEXT}")
+    form = FAULT_FORMS.get(name, (name,))[0]
+    if name == "stale-keepalive":
+        if not colon:
+            return Fault(name, seconds=DEFAULT_STALE_AFTER)
+        try:
+            return Fault(name, seconds=parse_duration(arg, what="stale-keepalive time"))
+        except ValueError as exc:
+            raise ValueError(f"bad fault {text!r}: {exc}; expected {form}") from None
+    if name in FAULT_FORMS:
+        silent = name == "close-after-requests" and arg.endswith("!")
+        number = arg[:-1] if silent else arg
+        least = 1 if name == "close-after-requests" else 0
+        if not _FAULT_COUNT.fullmatch(number) or not least <= int(number) <= MAX_FAULT_BYTES:
+            what = "requests" if least else "bytes"
+            raise ValueError(
+                f"bad fault {text!r}: expected {form}, N a whole number of {what} from {least} to {MAX_FAULT_BYTES}"
+            )
+        return Fault(name, count=int(number), silent=silent)
+    return Fault(name)
 
 
 class ConfigError(Exception):
@@ -292,8 +350,14 @@ def _check_code_entry(raw: Any, where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}.source: expected text")
         entry["source"] = raw["source"]
     if "kind" in raw:
-        if raw["kind"] not in KIND_NAMES:
-            raise ConfigError(f"{where}.kind: bad kind {raw['kind']!r}; allowed: {', '.join(KIND_NAMES)}")
+        if not isinstance(raw["kind"], str) or raw["kind"].partition(":")[0] not in KIND_NAMES:
+            allowed = ", ".join(KIND_NAMES[: -len(FAULTS)]) + ", " + FAULT_TEXT
+            raise ConfigError(f"{where}.kind: bad kind {raw['kind']!r}; allowed: {allowed}")
+        if raw["kind"] in FAULTS or ":" in raw["kind"]:
+            try:
+                parse_fault(raw["kind"])
+            except ValueError as exc:
+                raise ConfigError(f"{where}.kind: {exc}") from None
         entry["kind"] = raw["kind"]
     if "then" in raw:
         then = parse_code(raw["then"], f"{where}.then")
@@ -453,3 +517,10 @@ def check_delays(catalog: Catalog, max_delay: float, default_delay: float) -> No
                 f"{catalog.sources[-1]}: codes.{info.code}.delay: {format_seconds(info.delay)} "
                 f"is above --max-delay {limit}; raise --max-delay or lower the delay"
             )
+        if info.kind.startswith("stale-keepalive:"):
+            after = parse_fault(info.kind).seconds or 0.0
+            if after > max_delay:
+                raise ConfigError(
+                    f"{catalog.sources[-1]}: codes.{info.code}.kind: {info.kind} closes after "
+                    f"{format_seconds(after)}, above --max-delay {limit}; raise --max-delay or lower it"
+                )

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from .catalog import StatusInfo
 from .durations import sleep_at_least
-from .kinds import KINDS, Reply
+from .kinds import Reply, kind_of
 from .options import Asked, Options
 from .server import ServerState, access_log
 from .wire import AlreadySent, write_interim
@@ -78,7 +78,7 @@ async def deliver(
     task = asyncio.current_task()
     state.in_flight.add(task)  # type: ignore[arg-type]
     try:
-        kind = KINDS[info.kind]
+        kind = kind_of(info.kind)[0]
         if not kind.final:
             if not info.heartbeat:  # heartbeats are written by _wait, the first one at once
                 await kind.write(Reply(request, state, asked, info, kind))
@@ -88,8 +88,9 @@ async def deliver(
             await sleep_at_least(delay, asked.arrived)
         if delay > 0:
             extra = [*(extra or ()), ("Server-Timing", f"delay;dur={delay * 1000:.0f}")]
-        kind = KINDS[options.fault or info.kind]
-        response = await kind.write(Reply(request, state, asked, info, kind, extra))
+        kind_text = options.fault or info.kind
+        kind, fault = kind_of(kind_text)
+        response = await kind.write(Reply(request, state, asked, info, kind, extra, fault))
     except asyncio.CancelledError:
         if state.closing:
             raise  # cut by a shutdown after its grace, not by the client
@@ -109,10 +110,17 @@ async def deliver(
         state.in_flight.discard(task)  # type: ignore[arg-type]
     assert response is not None  # a final kind's writer returns the response
     # response.status, not info.code: a refused upgrade answers 400/426 instead of 101.
-    state.journal.record(
-        request, response.status, body_size=body_size, body_preview=preview, delay=delay, sequence=sequence, step=step,
-        restarted=restarted,
-    )  # fmt: skip
+    if fault is None:
+        state.journal.record(
+            request, response.status, body_size=body_size, body_preview=preview, delay=delay,
+            sequence=sequence, step=step, restarted=restarted,
+        )  # fmt: skip
+    else:
+        state.journal.record(
+            request, response.status, body_size=getattr(response, "received", body_size), body_preview=preview,
+            delay=delay, sequence=sequence, step=step, fault=kind_text, bytes_sent=getattr(response, "sent", None),
+            restarted=restarted,
+        )  # fmt: skip
     return response
 
 

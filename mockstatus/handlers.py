@@ -17,7 +17,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from .bodies import negotiate_format, negotiate_lang
-from .catalog import CODE_FORM, CODE_PATTERN, StatusInfo
+from .catalog import CODE_FORM, CODE_PATTERN, UPLOAD_FAULTS, StatusInfo
 from .cors import cors, preflight
 from .delivery import deliver
 from .errors import error_for
@@ -148,7 +148,6 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
         options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return _preflight(request, state)
-        body_size, preview = await read_body(request, state.settings.max_body_size, state.preview_size)
         extra = None
         if CODE_PATTERN.fullmatch(text):
             code = int(text)
@@ -156,14 +155,25 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
             codes, cumulative = weighted_choices(text)
             code = options.random().choices(codes, cum_weights=cumulative)[0]
             extra = [("X-Mockstatus-Choice", str(code))]
+        else:
+            raise BadRequest(f"bad code {text!r}: expected {CODE_FORM}, e.g. /status/418, or a list /status/200,503:2")
+        body_size, preview = await _read_body_unless_cut(request, state, options, code)
+        if extra is not None:
             info = state.fast_path.get(str(code))
             if info is not None and options is NO_OPTIONS and not body_size:
                 return _fast_path(request, state, info, extra)
-        else:
-            raise BadRequest(f"bad code {text!r}: expected {CODE_FORM}, e.g. /status/418, or a list /status/200,503:2")
     except BadRequest as exc:
         return _error(request, state, exc.status, exc.message)
     return await deliver(request, state, ask(request, code, options), extra=extra, body_size=body_size, preview=preview)
+
+
+async def _read_body_unless_cut(
+    request: web.BaseRequest, state: ServerState, options: Options, code: int
+) -> tuple[int, bytes]:
+    """The request body, read and dropped; an upload fault's writer reads it instead."""
+    if (options.fault or state.catalog.get(code).kind) in UPLOAD_FAULTS:
+        return 0, b""
+    return await read_body(request, state.settings.max_body_size, state.preview_size)
 
 
 def _takes_fast_path(request: web.BaseRequest) -> bool:
@@ -239,11 +249,11 @@ async def sequence_handler(request: web.Request) -> web.StreamResponse:
         options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return _preflight(request, state)
-        body_size, preview = await read_body(request, state.settings.max_body_size, state.preview_size)
         try:
             code, step = state.sequences.step(name, codes, text, options.cycle)
         except SequenceConflict as exc:
             raise BadRequest(str(exc), 409) from None
+        body_size, preview = await _read_body_unless_cut(request, state, options, code)
     except BadRequest as exc:
         return _error(request, state, exc.status, exc.message)
     extra = [("X-Mockstatus-Sequence", name), ("X-Mockstatus-Step", str(step))]

@@ -127,6 +127,8 @@ class JournalEntry:
     step: int | None
     truncated: bool
     restarted: bool
+    fault: str | None  # the fault kind (``reset-after:64``), when the reply was one
+    bytes_sent: int | None  # of a fault's reply, the bytes that went out (None: the whole reply)
     _size: int
     _redact: bool = False
 
@@ -166,6 +168,8 @@ class JournalEntry:
             "sequence_restarted": self.restarted,
             # Headers or target longer than the journal keeps per entry: the rest was cut.
             "truncated": self.truncated,
+            "fault": self.fault,
+            "bytes_sent": self.bytes_sent,
         }
 
     def _header_list(self) -> list[list[str]]:
@@ -208,6 +212,8 @@ class Journal:
         sequence: str | None = None,
         step: int | None = None,
         restarted: bool = False,
+        fault: str | None = None,
+        bytes_sent: int | None = None,
     ) -> None:
         # A plain tuple of references: the cheapest thing to build on every
         # request; ``query`` makes JournalEntry objects of the few that are read.
@@ -222,7 +228,8 @@ class Journal:
         self._entries.append(
             (
                 self._next_id, time.time(), request.remote, request.method, url, headers, body_size,
-                body_preview, status, delay, client_gone, sequence, step, truncated, restarted, size,
+                body_preview, status, delay, client_gone, sequence, step, truncated, restarted,
+                fault, bytes_sent, size,
             )
         )  # fmt: skip
         self._next_id += 1
@@ -239,7 +246,7 @@ class Journal:
         self._entries.append(
             (
                 self._next_id, time.time(), request.remote, request.method, request.rel_url,
-                request.headers, 0, b"", status, 0.0, False, None, None, False, False, size,
+                request.headers, 0, b"", status, 0.0, False, None, None, False, False, None, None, size,
             )
         )  # fmt: skip
         self._next_id += 1

@@ -11,6 +11,7 @@ use are ``catalog.KIND_NAMES``; this table covers exactly those.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -19,17 +20,24 @@ from typing import TYPE_CHECKING, NamedTuple
 from aiohttp import web
 
 from .bodies import Prepared, response_body, response_headers
-from .catalog import KIND_NAMES, TOKEN, StatusInfo
+from .catalog import FAULTS, KIND_NAMES, TOKEN, Fault, StatusInfo, parse_fault
 from .cors import cors
 from .durations import sleep_at_least
 from .errors import error
+from .heads import http_date, raw_head
 from .options import Asked, Options
+from .protocol import bytes_sent, connection_of
 from .wire import (
     WEBSOCKET_VERSION,
     AlreadySent,
+    cut_upload,
+    send_and_stall,
+    send_early,
     send_fault,
     send_headerless,
     send_raw_upgrade,
+    send_then_cut,
+    send_then_go_stale,
     send_unasked_upgrade,
     send_websocket_echo,
     websocket_problem,
@@ -53,6 +61,7 @@ class Reply(NamedTuple):
     info: StatusInfo  # the code answered (after an interim 1xx: its ``then`` code)
     kind: Kind
     extra: list[tuple[str, str]] | None = None  # headers the handler and the delay add
+    fault: Fault | None = None  # the fault's argument (reset-after:N, stale-keepalive:T, ...)
 
     def prepared(self) -> Prepared:
         return self.state.replies.prepared(self.info.code, self.asked.fmt, self.asked.lang)
@@ -78,23 +87,25 @@ class Kind:
 # --- the writers --------------------------------------------------------------------
 
 
-async def _respond(reply: Reply) -> web.StreamResponse:
+async def _respond(reply: Reply, closes: bool | None = None) -> web.StreamResponse:
     """An ordinary reply: the precomputed one with this request's overrides."""
-    request, state, asked, info, kind, extra = reply
+    request, asked, info, extra = reply.request, reply.asked, reply.info, reply.extra
+    if closes is None:
+        closes = reply.kind.closes
     options = asked.options
     prepared = reply.prepared()
     headers = response_headers(prepared, options, extra)
     if asked.origin is not None:
         cors(headers, asked.origin)
     body = response_body(prepared, options)
-    if kind.closes:
+    if closes:
         # RFC 9112 §9.6: say so, to HTTP/1.0 clients too (aiohttp only adds it for 1.1).
         headers["Connection"] = "close"
     if options.body_delay is None and options.drip is None:
         response = web.Response(status=info.code, reason=info.reason, body=body, headers=headers)
     else:
         response = await _send_slowly(request, info, headers, body or b"", options)
-    if kind.closes:
+    if closes:
         response.force_close()
     return response
 
@@ -150,7 +161,7 @@ async def _interim(reply: Reply) -> None:
 
 async def _upgrade(reply: Reply) -> web.StreamResponse:
     """101 Switching Protocols, after checking what the client asked to switch to."""
-    request, state, asked, info, _, _ = reply
+    request, state, asked, info = reply.request, reply.state, reply.asked, reply.info
 
     def refuse(status: int, message: str) -> web.Response:
         return error(state.catalog, status, message, asked.fmt, asked.origin)
@@ -196,7 +207,85 @@ async def _fault(reply: Reply) -> web.StreamResponse:
     headers = response_headers(prepared, options, reply.extra)
     body = response_body(prepared, options)
     send_fault(reply.request, reply.kind.name, reply.info, headers, body, options.random())
-    return AlreadySent(reply.info.code, reply.info.reason)
+    return AlreadySent(reply.info.code, reply.info.reason, sent=bytes_sent(reply.request))
+
+
+def _raw_reply(reply: Reply, connection: str | None = None) -> tuple[bytes, bytes]:
+    """The head and body ``_respond`` would send, as bytes, for the faults that cut them."""
+    asked, info = reply.asked, reply.info
+    prepared = reply.prepared()
+    headers = response_headers(prepared, asked.options, reply.extra)
+    if asked.origin is not None:
+        cors(headers, asked.origin)
+    body = response_body(prepared, asked.options) or b""
+    headers.popall("Content-Length", None)
+    if info.code not in (204, 304):
+        headers["Content-Length"] = str(len(body))
+    headers["Date"] = http_date()
+    if connection is not None:
+        headers["Connection"] = connection
+    # RFC 9110 §9.3.2, §15.3.5, §15.4.5: HEAD, 204 and 304 carry no body.
+    if asked.method == "HEAD" or info.code in (204, 304):
+        body = b""
+    return raw_head(info.code, info.reason, headers.items()), body
+
+
+async def _stall(reply: Reply) -> web.StreamResponse:
+    """Nothing (stall) or the head and half the body (stall-body), then silence
+    until --max-delay is over (then FIN) or the client leaves."""
+    data = b""
+    if reply.kind.name == "stall-body":
+        head, body = _raw_reply(reply)
+        data = head + body[: len(body) // 2]
+    sent = await send_and_stall(reply.request, data, reply.state.settings.max_delay)
+    return AlreadySent(reply.info.code, reply.info.reason, sent=sent)
+
+
+async def _cut_after(reply: Reply) -> web.StreamResponse:
+    """The first N bytes of the reply, then RST (reset-after) or FIN (close-after)."""
+    assert reply.fault is not None and reply.fault.count is not None
+    head, body = _raw_reply(reply)
+    data = (head + body)[: reply.fault.count]
+    sent = await send_then_cut(reply.request, data, reset=reply.kind.name == "reset-after")
+    return AlreadySent(reply.info.code, reply.info.reason, sent=sent)
+
+
+async def _cut_upload(reply: Reply) -> web.StreamResponse:
+    """Half the request body read (the handler left it unread), then FIN or RST."""
+    received = await cut_upload(reply.request, reset=reply.kind.name == "reset-during-upload")
+    response = AlreadySent(reply.info.code, reply.info.reason, sent=0)
+    response.received = received
+    return response
+
+
+async def _early(reply: Reply) -> web.StreamResponse:
+    """The whole reply with the request body still unread (the handler left it), then FIN."""
+    head, body = _raw_reply(reply, "close")
+    sent = send_early(reply.request, head + body)
+    return AlreadySent(reply.info.code, reply.info.reason, sent=sent)
+
+
+async def _stale(reply: Reply) -> web.StreamResponse:
+    """A reply that keeps the connection (RFC 9112 §9.3), then a silent close after T."""
+    assert reply.fault is not None and reply.fault.seconds is not None
+    # HTTP/1.0 closes after each reply unless told otherwise (RFC 9112 §9.3).
+    head, body = _raw_reply(reply, "keep-alive" if reply.asked.version < (1, 1) else None)
+    sent = send_then_go_stale(reply.request, head + body, reply.fault.seconds)
+    return AlreadySent(reply.info.code, reply.info.reason, sent=sent)
+
+
+async def _close_after_requests(reply: Reply) -> web.StreamResponse:
+    """Requests before the Nth on a connection are answered as usual; the Nth
+    with Connection: close, or (N!) as usual and then the connection closes."""
+    assert reply.fault is not None and reply.fault.count is not None
+    connection = connection_of(reply.request)
+    if connection.requests_begun < reply.fault.count:
+        return await _respond(reply, closes=False)
+    if not reply.fault.silent:
+        return await _respond(reply, closes=True)
+    response = await _respond(reply, closes=False)
+    connection.close_after_this()
+    return response
 
 
 # --- the table ----------------------------------------------------------------------
@@ -218,6 +307,23 @@ KINDS: dict[str, Kind] = {
         Kind("truncate", _fault, closes=True, badge="closes", browser="fault"),
         # Read until the close: fetch() shows the body like any other.
         Kind("no-length", _fault, closes=True, badge="closes"),
+        Kind("stall", _stall, closes=True, badge="closes", browser="fault"),
+        Kind("stall-body", _stall, closes=True, badge="closes", browser="fault"),
+        Kind("reset-after", _cut_after, closes=True, badge="closes", browser="fault"),
+        Kind("close-after", _cut_after, closes=True, badge="closes", browser="fault"),
+        Kind("close-during-upload", _cut_upload, closes=True, badge="closes", browser="fault"),
+        Kind("reset-during-upload", _cut_upload, closes=True, badge="closes", browser="fault"),
+        # The reply arrives whole: fetch() shows it.
+        Kind("early-response", _early, closes=True, badge="closes"),
+        Kind("stale-keepalive", _stale, closes=True, badge="closes"),
+        Kind("close-after-requests", _close_after_requests, closes=True, badge="closes"),
     )
 }
 assert tuple(KINDS) == KIND_NAMES, "kinds.KINDS must cover exactly catalog.KIND_NAMES, in order"
+
+
+@functools.lru_cache(maxsize=256)
+def kind_of(text: str) -> tuple[Kind, Fault | None]:
+    """A catalog ``kind:`` or ``?fault=`` (``reset-after:64``): its kind and argument."""
+    name = text.partition(":")[0]
+    return KINDS[name], (parse_fault(text) if name in FAULTS else None)

@@ -20,7 +20,7 @@ import re
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from .catalog import CODE_FORM, CODE_PATTERN, FAULTS, FRAMING_HEADERS, ILLEGAL_VALUE, TOKEN
+from .catalog import CODE_FORM, CODE_PATTERN, FRAMING_HEADERS, ILLEGAL_VALUE, TOKEN, parse_fault
 from .durations import DURATION_FORM, DelaySpec, format_seconds, parse_delay, parse_duration
 from .settings import Settings
 
@@ -275,8 +275,12 @@ def _apply(options: Options, name: str, value: str, settings: Settings) -> None:
                 raise ValueError(f"bad chunks {value!r}: expected a whole number from 1 to {MAX_CHUNKS}")
             options.chunks = int(value)
         elif name == "fault":
-            if value not in FAULTS:
-                raise ValueError(f"bad fault {value!r}: expected one of {', '.join(FAULTS)}")
+            fault = parse_fault(value)
+            if fault.seconds is not None and fault.seconds > settings.max_delay:
+                raise ValueError(
+                    f"bad fault {value!r}: above the maximum of {format_seconds(settings.max_delay)} "
+                    "(raise it with --max-delay)"
+                )
             options.fault = value
         elif name == "then":
             code = parse_code_text(value, "then")

@@ -26,10 +26,10 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from .bodies import EMPTY_BODY, LANGS, NO_BODY, negotiate_lang
-from .catalog import FAULTS, Catalog, StatusInfo
+from .catalog import FAULT_FORMS, FAULTS, Catalog, StatusInfo
 from .errors import error_for
 from .heads import SERVER
-from .kinds import KINDS
+from .kinds import kind_of
 from .options import resembles
 from .server import STATE
 
@@ -260,7 +260,7 @@ def wire_badges(info: StatusInfo) -> list[str]:
         badges.append("location")
     if info.code in NO_BODY or info.code in EMPTY_BODY:
         badges.append("no-body")
-    kind_badge = KINDS[info.kind].badge
+    kind_badge = kind_of(info.kind)[0].badge
     if kind_badge is not None:
         badges.append(kind_badge)
     if info.header("Retry-After") is not None:
@@ -281,7 +281,7 @@ def browser_view(info: StatusInfo) -> str:
     from a server that is not their proxy; checked with Chromium in
     tests/test_browser.py).
     """
-    view = KINDS[info.kind].browser
+    view = kind_of(info.kind)[0].browser
     if view == "ok" and info.code == 407:
         return "proxy"
     return view
@@ -374,7 +374,8 @@ def _field(id_: str, label: str, control: str, help_text: str | None = None) -> 
 def _panel(catalog: Catalog, lang: str, t: dict[str, str]) -> str:
     options = "".join(_option(info, info.code == 418) for info in catalog)
     faults = f'<option value="">{_e(t["fault_none"])}</option>' + "".join(
-        f'<option value="{f}">{f}</option>' for f in FAULTS
+        f'<option value="{_e(v)}" data-view="{kind_of(v)[0].browser}">{_e(v)}</option>'
+        for v in (FAULT_FORMS[f][1] if f in FAULT_FORMS else f for f in FAULTS)
     )
     accept = (
         f'<option value="">{_e(t["accept_text"])}</option>'

@@ -143,13 +143,68 @@ class _AiohttpTransport(asyncio.Transport):
         return self.connection.inner
 
 
+class _Counted(asyncio.Transport):
+    """The socket after a detach: counts what mockstatus writes, for the journal."""
+
+    __slots__ = ("connection", "transport")
+
+    def __init__(self, connection: Connection, transport: asyncio.Transport) -> None:
+        super().__init__()
+        self.connection = connection
+        self.transport = transport
+
+    def write(self, data) -> None:
+        self.connection.sent += len(data)
+        self.transport.write(data)
+
+    def writelines(self, list_of_data) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def write_eof(self) -> None:
+        self.transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self.transport.can_write_eof()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def pause_reading(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self.transport.is_reading()
+
+    def get_extra_info(self, name, default=None):
+        return self.transport.get_extra_info(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    def get_write_buffer_limits(self):
+        return self.transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high=None, low=None) -> None:
+        self.transport.set_write_buffer_limits(high, low)
+
+
 class Connection(asyncio.Protocol):
     """One client connection: framing, timeouts, and who speaks on the socket."""
 
     __slots__ = (
         "listener", "inner", "view", "transport", "state", "buffer", "body_left", "chunked",
         "pending", "arrivals", "deadline", "timer", "paused_by", "held", "refusal",
-        "receiver", "close_after", "replied", "linger", "refuse_at", "last_begun",
+        "receiver", "close_after", "replied", "linger", "refuse_at", "last_begun", "requests_begun", "sent",
     )  # fmt: skip
 
     def __init__(self, listener: Listener) -> None:
@@ -176,6 +231,8 @@ class Connection(asyncio.Protocol):
         self.replied = False  # aiohttp wrote part of a reply since the last head
         self.linger: asyncio.TimerHandle | None = None
         self.last_begun: web.BaseRequest | None = None  # the request a handler started on last
+        self.requests_begun = 0  # handlers started on this connection: the current one is number ``requests_begun``
+        self.sent = 0  # bytes written by mockstatus itself after a detach (for the journal)
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -383,6 +440,7 @@ class Connection(asyncio.Protocol):
             return  # the expect handler began it, before the middlewares
         self.last_begun = request
         request[ARRIVED] = self.arrivals.pop(0) if self.arrivals else time.monotonic()
+        self.requests_begun += 1
         task = asyncio.current_task(self.listener.loop)
         if task is not None:
             self.listener.tasks.add(task)
@@ -405,7 +463,13 @@ class Connection(asyncio.Protocol):
         if self.paused_by:
             self.paused_by = 0
             transport.resume_reading()
-        return transport
+        return _Counted(self, transport)
+
+    def close_after_this(self) -> None:
+        """Close the connection once the reply being written is out, without saying so."""
+        self.close_after = True
+        if self.state in WAITING:
+            self.state = State.CLOSING
 
     def take_held(self) -> bytes:
         held, self.held = self.held, b""
@@ -498,6 +562,7 @@ class Connection(asyncio.Protocol):
         self.state = State.CLOSING
         self._cancel_timer()
         if reply:
+            self.sent += len(reply)
             transport.write(reply)
         if self.paused_by:
             self.paused_by = 0
@@ -768,6 +833,14 @@ def connection_of(request: web.BaseRequest) -> Connection:
     if not isinstance(view, _AiohttpTransport) or view.cut or view.transport.is_closing():
         raise ConnectionResetError("client went away")
     return view.connection
+
+
+def bytes_sent(request: web.BaseRequest) -> int | None:
+    """Bytes mockstatus wrote itself on the request's connection (after a detach), or None."""
+    view = request.transport
+    if isinstance(view, _AiohttpTransport) and view.cut:
+        return view.connection.sent
+    return None
 
 
 def arrival(request: web.BaseRequest) -> float | None:

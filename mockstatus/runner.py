@@ -26,6 +26,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .app import make_app
+from .blackhole import Blackhole
 from .catalog import Catalog
 from .framing import Limits
 from .journal import parse_filters
@@ -80,8 +81,10 @@ def configure_logging() -> None:
 
 class RunningServer:
     def __init__(
-        self, runner: web.AppRunner, app: web.Application, host: str, port: int, listener: Listener,
+        self, runner: web.AppRunner, app: web.Application, host: str, port: int,
+        listener: Listener, blackhole: Blackhole | None = None,
     ) -> None:  # fmt: skip
+        self.blackhole = blackhole
         self.runner = runner
         self.app = app
         self.host = host
@@ -157,6 +160,8 @@ class RunningServer:
             self.listener.close_all()
             if self.tls is not None:
                 self.tls.close_held()
+            if self.blackhole is not None:
+                self.blackhole.close()
 
     def _grace_over(self) -> None:
         # The replies being delivered, then every other handler still running
@@ -202,7 +207,15 @@ async def start(
     sockets = [sock] if sock is not None else listening_sockets(settings.host, settings.port)
     listener.serve(sockets)
     bound = sockets[0].getsockname()
-    running = RunningServer(runner, app, settings.host, bound[1], listener)
+    blackhole = None
+    if settings.blackhole_port is not None:
+        try:
+            blackhole = Blackhole(settings.host, settings.blackhole_port)
+        except BaseException:
+            listener.stop_accepting()
+            await runner.cleanup()
+            raise
+    running = RunningServer(runner, app, settings.host, bound[1], listener, blackhole)
     if settings.https_port is not None or settings.tls_scenario_ports is not None:
         try:
             await running.start_tls(settings.https_port, settings.tls_scenario_ports)
@@ -210,6 +223,8 @@ async def start(
             listener.stop_accepting()
             if running.tls is not None:
                 await running.tls.stop_accepting()
+            if blackhole is not None:
+                blackhole.close()
             await runner.cleanup()
             raise
     return running
@@ -283,6 +298,8 @@ async def serve_forever(settings: Settings, catalog: Catalog) -> int:
             f"mockstatus TLS lab on ports {min(ports.values())}-{max(ports.values())} (see /__mockstatus/tls)",
             flush=True,
         )
+    if server.blackhole is not None:
+        print(f"mockstatus blackhole (connects time out) on port {server.blackhole.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # SIGHUP too: a closed terminal or a supervisor's reload signal ends the
@@ -394,6 +411,12 @@ class ThreadServer:
     def base_url(self) -> str:
         assert self._server is not None
         return self._server.base_url
+
+    @property
+    def blackhole_port(self) -> int | None:
+        """The ``--blackhole-port`` listener's port (the free one picked for 0), or None."""
+        assert self._server is not None
+        return None if self._server.blackhole is None else self._server.blackhole.port
 
     def url(self, path: str = "/") -> str:
         return self.base_url + (path if path.startswith("/") else "/" + path)

@@ -11,7 +11,7 @@ from aiohttp import web
 from .bodies import Replies
 from .catalog import Catalog, StatusInfo
 from .journal import JOURNAL_BODY_PREVIEW, Journal
-from .kinds import KINDS
+from .kinds import kind_of
 from .sequences import Sequences
 from .settings import Settings
 
@@ -38,7 +38,7 @@ class ServerState:
         self.fast_path: dict[str, StatusInfo] = {
             str(info.code): info
             for info in catalog
-            if KINDS[info.kind].fast and not (info.delay if info.delay is not None else settings.default_delay)
+            if kind_of(info.kind)[0].fast and not (info.delay if info.delay is not None else settings.default_delay)
         }
         self.closing = False
 

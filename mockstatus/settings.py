@@ -238,6 +238,12 @@ SETTINGS: tuple[Setting, ...] = (
         10.0,
         "time a request body may go without a byte arriving; then 408 (or 400 if broken) and close",
     ),
+    Setting(
+        "blackhole_port",
+        _port,
+        None,
+        "also listen on this port and never accept: a connect there times out (0 picks a free one)",
+    ),
     Setting("log_format", _choice("text", "json"), "text", "log line format: text or json"),
     Setting("access_log", _bool, False, "log every request (it costs speed)", "switch"),
     Setting(
@@ -291,6 +297,7 @@ class Settings:
     max_connections: int = _default("max_connections")
     header_timeout: float = _default("header_timeout")
     body_timeout: float = _default("body_timeout")
+    blackhole_port: int | None = _default("blackhole_port")
     log_format: str = _default("log_format")
     access_log: bool = _default("access_log")
     strict_options: bool = _default("strict_options")

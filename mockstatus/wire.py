@@ -35,9 +35,10 @@ class AlreadySent(web.StreamResponse):
     status for the access log, and tells aiohttp not to keep the connection.
     """
 
-    def __init__(self, status: int, reason: str | None = None) -> None:
+    def __init__(self, status: int, reason: str | None = None, *, sent: int | None = None) -> None:
         super().__init__(status=status, reason=reason)
         self.force_close()
+        self.sent = sent  # bytes of it that went out, for the journal (None: not counted)
 
     async def prepare(self, request: web.BaseRequest) -> None:
         return None
@@ -83,12 +84,7 @@ def send_fault(
     """
     transport = _transport(request)
     if fault == "reset":
-        # SO_LINGER with a zero timeout turns close() into an RST (WireMock's
-        # CONNECTION_RESET_BY_PEER does the same).
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
+        _reset(transport)
         return
     if fault == "empty":
         transport.close()
@@ -121,6 +117,105 @@ def send_fault(
     else:  # pragma: no cover - options/catalog validation keeps this unreachable
         raise ValueError(fault)
     transport.close()
+
+
+# --- faults around a reply: the connection stalls, closes or resets at a chosen point --
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    # SO_LINGER with a zero timeout turns close() into an RST (WireMock's
+    # CONNECTION_RESET_BY_PEER does the same).
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def _flushed(transport: asyncio.Transport) -> None:
+    """Until asyncio has handed every byte written to the kernel: abort() drops
+    what is still queued in the transport, and reset-after:N promises N bytes."""
+    while transport.get_write_buffer_size() and not transport.is_closing():
+        await asyncio.sleep(0.001)
+
+
+async def send_then_cut(request: web.BaseRequest, data: bytes, *, reset: bool) -> int:
+    """Write ``data`` (the first N bytes of a reply), then a TCP reset or a clean FIN."""
+    connection = connection_of(request)
+    if reset:
+        transport = connection.detach()
+        transport.write(data)
+        await _flushed(transport)
+        if not transport.is_closing():
+            _reset(transport)
+    else:
+        connection.detach()
+        # FIN, then input read and dropped for a moment: a close with unread
+        # input would turn into an RST that can destroy the bytes just sent.
+        connection.finish(data)
+    return connection.sent
+
+
+async def send_and_stall(request: web.BaseRequest, data: bytes, hold: float) -> int:
+    """Write ``data`` (maybe nothing), then silence for ``hold`` seconds or until the client leaves."""
+    connection = connection_of(request)
+    transport = connection.detach()
+    if data:
+        transport.write(data)
+    try:
+        await asyncio.sleep(hold)
+    except asyncio.CancelledError:
+        if not _ended_by_client(transport):
+            raise
+        return connection.sent  # the client gave up first: the usual end of a stall
+    connection.finish()
+    return connection.sent
+
+
+def send_then_go_stale(request: web.BaseRequest, data: bytes, after: float) -> int:
+    """A whole reply that keeps the connection, then a silent close ``after`` seconds
+    later; a request sent on it meanwhile is read and never answered."""
+    connection = connection_of(request)
+    transport = connection.detach()
+    transport.write(data)
+    asyncio.get_running_loop().call_later(after, transport.close)
+    return connection.sent
+
+
+def send_early(request: web.BaseRequest, data: bytes) -> int:
+    """A whole reply before the request body is read, then FIN (the body is read and dropped)."""
+    connection = connection_of(request)
+    connection.detach()
+    connection.finish(data)
+    return connection.sent
+
+
+async def cut_upload(request: web.BaseRequest, *, reset: bool) -> int:
+    """Read half the request body (by Content-Length, else its first chunk), then close or reset.
+
+    Returns the body bytes read.
+    """
+    received = 0
+    if request.body_exists:
+        length = request.content_length
+        try:
+            if length is not None:
+                received = len(await request.content.readexactly(length // 2))
+            else:
+                end_of_chunk = False
+                while not end_of_chunk:
+                    data, end_of_chunk = await request.content.readchunk()
+                    received += len(data)
+                    if not data and not end_of_chunk:
+                        break
+        except asyncio.IncompleteReadError as exc:
+            received = len(exc.partial)
+    connection = connection_of(request)
+    transport = connection.detach()
+    if reset:
+        _reset(transport)
+    else:
+        connection.finish()
+    return received
 
 
 # A client that sends to the echo without reading: stop reading from it above

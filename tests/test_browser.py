@@ -316,6 +316,7 @@ def test_bad_option_shows_the_servers_400(visit):
         ("444", "", "cannot show 444", None),
         ("407", "", "Browsers refuse a 407", None),
         ("200", "reset", "fault=reset", None),
+        ("200", "reset-after:64", "fault=reset-after:64", None),
     ],
     ids=[
         "interim/status/100",
@@ -324,6 +325,7 @@ def test_bad_option_shows_the_servers_400(visit):
         "empty/status/444",
         "proxy/status/407",
         "fault/status/200?fault=reset",
+        "fault/status/200?fault=reset-after:64",
     ],
 )
 def test_panel_says_what_a_browser_cannot_show(visit, mockstatus, code, fault, words, curl_flag):
@@ -355,8 +357,9 @@ def test_plain_codes_have_no_note(visit):
     for code in ("200", "404", "503", "401", "408"):
         page.select_option("#t-code", code)
         assert page.is_hidden("#t-note"), code
-    page.select_option("#t-fault", "no-length")  # read-until-close: browsers read it fine
-    assert page.is_hidden("#t-note")
+    for fault in ("no-length", "early-response", "stale-keepalive:100ms", "close-after-requests:2"):
+        page.select_option("#t-fault", fault)  # the reply arrives whole: browsers read it fine
+        assert page.is_hidden("#t-note"), fault
 
 
 def test_weighted_list_reports_the_pick(visit, mockstatus):

@@ -192,6 +192,7 @@ VALUES = {
     "max_connections": (("100", 100), ("0", 0), "-1"),
     "header_timeout": (("2s", 2.0), ("500ms", 0.5), "later"),
     "body_timeout": (("3s", 3.0), ("250ms", 0.25), "soon"),
+    "blackhole_port": (("9099", 9099), ("9098", 9098), "80x"),
     "log_format": (("json", "json"), ("text", "text"), "xml"),
     "access_log": (("true", True), (None, False), "maybe"),  # a switch: --no-access-log
     "strict_options": (("1", True), (None, False), "sometimes"),

@@ -13,6 +13,7 @@ import logging
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import aiohttp
@@ -35,7 +36,21 @@ ROWS = {
     "truncate": "/status/200?fault=truncate",
     "no-length": "/status/200?fault=no-length",
     "101 without Upgrade": "/status/101",
+    "stall": "/status/200?fault=stall",
+    "stall-body": "/status/200?fault=stall-body",
+    "reset-after:64": "/status/200?fault=reset-after:64",
+    "close-after:64": "/status/200?fault=close-after:64",
+    "close-during-upload": "/status/200?fault=close-during-upload",
+    "reset-during-upload": "/status/200?fault=reset-during-upload",
+    "early-response": "/status/413?fault=early-response",
+    "stale-keepalive": "/status/200?fault=stale-keepalive",
+    "close-after-requests:1": "/status/200?fault=close-after-requests:1",
+    "close-after-requests:1!": "/status/200?fault=close-after-requests:1!",
 }
+# Rows sent as a POST with a 10-byte body (the fault is in the upload); the rest are GETs.
+UPLOADS = {"close-during-upload", "reset-during-upload", "early-response"}
+UPLOAD = b"0123456789"
+HOLD = 0.2  # --max-delay of the server here: how long a stall lasts
 CLIENTS = ("curl", "curl --http0.9", "requests", "httpx", "aiohttp")
 
 
@@ -137,6 +152,59 @@ SEES: dict[str, tuple] = {
         Raises(httpx.RemoteProtocolError, "Received server _SWITCH_UPGRADE event without a pending proposal"),
         Gets(101, "an empty body", NEXT_ON_SESSION),
     ),
+    "stall": (
+        Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
+        Raises(requests.ConnectionError, "RemoteDisconnected", wraps=True),
+        Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
+        Raises(aiohttp.ServerDisconnectedError, "Server disconnected"),
+    ),
+    "stall-body": (
+        Exit(18, "transfer closed with 4 bytes remaining to read"),
+        Exit(18, "transfer closed with 4 bytes remaining to read"),
+        Raises(requests.exceptions.ChunkedEncodingError, "IncompleteRead", wraps=True),
+        Raises(httpx.RemoteProtocolError, "peer closed connection without sending complete message body"),
+        Raises(aiohttp.ClientPayloadError, "Response payload is not completed"),
+    ),
+    "reset-after:64": (
+        Exit(56, "Recv failure: Connection reset by peer"), Exit(56, "Recv failure: Connection reset by peer"),
+        Raises(requests.ConnectionError, "ConnectionResetError", wraps=True),
+        Raises(httpx.ReadError, "Connection reset by peer"),
+        Raises(aiohttp.ClientOSError, "Connection reset by peer"),
+    ),
+    "close-after:64": (
+        Exit(0, "prints nothing"), Exit(0, "prints nothing"),
+        Gets(200, "an empty body"),
+        Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
+        Raises(aiohttp.ServerDisconnectedError, "code=200, reason='OK'"),
+    ),
+    "close-during-upload": (
+        Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
+        Raises(requests.ConnectionError, "RemoteDisconnected", wraps=True),
+        Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
+        Raises(aiohttp.ServerDisconnectedError, "Server disconnected"),
+    ),
+    "reset-during-upload": (
+        Exit(56, "Recv failure: Connection reset by peer"), Exit(56, "Recv failure: Connection reset by peer"),
+        Raises(requests.ConnectionError, "ConnectionResetError", wraps=True),
+        Raises(httpx.ReadError, "Connection reset by peer"),
+        Raises(aiohttp.ClientOSError, "Connection reset by peer"),
+    ),
+    "early-response": (
+        Exit(0, "prints the body"), Exit(0, "prints the body"),
+        Gets(413, "the body"), Gets(413, "the body"), Gets(413, "the body"),
+    ),
+    "stale-keepalive": (
+        Exit(0, "prints the body"), Exit(0, "prints the body"),
+        Gets(200, "the body"), Gets(200, "the body"), Gets(200, "the body"),
+    ),
+    "close-after-requests:1": (
+        Exit(0, "prints the body"), Exit(0, "prints the body"),
+        Gets(200, "the body"), Gets(200, "the body"), Gets(200, "the body"),
+    ),
+    "close-after-requests:1!": (
+        Exit(0, "prints the body"), Exit(0, "prints the body"),
+        Gets(200, "the body"), Gets(200, "the body"), Gets(200, "the body"),
+    ),
 }
 # fmt: on
 
@@ -154,8 +222,17 @@ def raw_bytes(server, path: str) -> bytes:
         return read_to_end(sock)[0]
 
 
+@pytest.fixture(scope="module")
+def server(make_mockstatus_session):
+    return make_mockstatus_session(None, max_delay=HOLD)
+
+
 def body_of(server, row: str) -> bytes:
     """What a client that succeeds should print: the bytes the server sent as the body."""
+    if row == "early-response":
+        return b"413 Content Too Large\n"
+    if row == "close-after:64":
+        return b""
     if row == "600":
         return server.catalog.get(600).body.encode()
     if row == "garbage":
@@ -171,30 +248,31 @@ def body_of(server, row: str) -> bytes:
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)")
 @pytest.mark.parametrize("row", ROWS)
 @pytest.mark.parametrize("client", ["curl", "curl --http0.9"])
-def test_curl(mockstatus, row, client):
+def test_curl(server, row, client):
     want = expected(row, client)
-    args = ["curl", "-sS", "--max-time", "10", *client.split()[1:], mockstatus.url(ROWS[row])]
+    upload = ["--data-binary", UPLOAD.decode()] if row in UPLOADS else []
+    args = ["curl", "-sS", "--max-time", "10", *client.split()[1:], *upload, server.url(ROWS[row])]
     done = subprocess.run(args, capture_output=True, timeout=20)
     assert done.returncode == want.code, done.stderr
     if want.code == 0:
-        assert done.stdout == body_of(mockstatus, row)
+        assert done.stdout == body_of(server, row)
     else:
         assert done.stdout in (b"", b"200")  # truncate: the half body it got before the close
         assert want.says in done.stderr.decode()
 
 
-def run_requests(url: str):
-    return requests.get(url, timeout=5)
+def run_requests(url: str, body: bytes | None = None):
+    return requests.request("GET" if body is None else "POST", url, data=body, timeout=5)
 
 
-def run_httpx(url: str):
-    return httpx.get(url, timeout=5)
+def run_httpx(url: str, body: bytes | None = None):
+    return httpx.request("GET" if body is None else "POST", url, content=body, timeout=5)
 
 
-def run_aiohttp(url: str):
+def run_aiohttp(url: str, body: bytes | None = None):
     async def get():
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-            async with session.get(url) as response:
+            async with session.request("GET" if body is None else "POST", url, data=body) as response:
                 return response.status, await response.read()
 
     return asyncio.run(get())
@@ -217,21 +295,22 @@ def described(exc: BaseException) -> str:
 
 @pytest.mark.parametrize("row", ROWS)
 @pytest.mark.parametrize("client", ["requests", "httpx", "aiohttp"])
-def test_python_client(mockstatus, row, client, caplog):
+def test_python_client(server, row, client, caplog):
     want = expected(row, client)
-    url = mockstatus.url(ROWS[row])
+    url = server.url(ROWS[row])
+    upload = UPLOAD if row in UPLOADS else None
     if isinstance(want, Raises):
         with pytest.raises(Exception) as caught:
-            RUNNERS[client](url)
+            RUNNERS[client](url, upload)
         assert type(caught.value) is want.cls, described(caught.value)  # exactly this class
         seen = described(caught.value)
         assert want.detail in seen or (want.older is not None and want.older in seen), seen
         return
     with caplog.at_level(logging.WARNING, logger="urllib3"):
-        result = RUNNERS[client](url)
+        result = RUNNERS[client](url, upload)
     status, body = (result.status_code, result.content) if client != "aiohttp" else result
     assert status == want.status
-    assert body == (b"" if want.body == "an empty body" else body_of(mockstatus, row))
+    assert body == (b"" if want.body == "an empty body" else body_of(server, row))
     if want.note == HEADER_WARNING:
         assert any("Failed to parse headers" in record.getMessage() for record in caplog.records)
 
@@ -284,3 +363,53 @@ def test_readme_table_matches():
 
 def test_every_row_and_client_has_a_cell():
     assert set(SEES) == set(ROWS) and all(len(cells) == len(CLIENTS) for cells in SEES.values())
+
+
+# --- a stale pooled connection ----------------------------------------------------------
+
+STALE = "/status/200?fault=stale-keepalive"  # closes 100 ms after the reply
+
+
+def test_stale_keepalive_second_request_at_once_hits_the_dead_connection(server):
+    url = server.url(STALE)
+    with requests.Session() as session:
+        assert session.get(url, timeout=5).status_code == 200
+        with pytest.raises(requests.ConnectionError) as caught:
+            session.get(url, timeout=5)
+    assert "RemoteDisconnected" in described(caught.value)
+    with httpx.Client(timeout=5) as client:
+        assert client.get(url).status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError, match="Server disconnected without sending a response."):
+            client.get(url)
+
+
+def test_stale_keepalive_aiohttp_and_curl_retry_on_a_new_connection(server):
+    url = server.url("/status/202?fault=stale-keepalive")  # a code of its own, to count its entries
+
+    async def twice():
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            statuses = []
+            for _ in range(2):
+                async with session.get(url) as response:
+                    await response.read()
+                    statuses.append(response.status)
+            return statuses
+
+    assert asyncio.run(twice()) == [202, 202]
+    answered = 2
+    if shutil.which("curl") is not None:
+        done = subprocess.run(["curl", "-sS", "--max-time", "5", url, url], capture_output=True, timeout=20)
+        assert (done.returncode, done.stdout) == (0, b"202 Accepted\n" * 2)
+        answered += 2
+    # Both replies each, and one journal entry per reply (the request the stale
+    # connection swallowed never reached a handler).
+    assert len(server.requests(path="/status/202")) == answered
+
+
+def test_stale_keepalive_after_the_close_every_client_reconnects(server):
+    url = server.url(STALE)
+    with requests.Session() as session, httpx.Client(timeout=5) as client:
+        for _ in range(2):
+            assert session.get(url, timeout=5).status_code == 200
+            assert client.get(url).status_code == 200
+            time.sleep(0.15)  # past the close: the pool sees the connection is gone

@@ -6,6 +6,7 @@ What the page looks like and does in a real browser is in test_browser.py.
 from __future__ import annotations
 
 import gzip
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -294,3 +295,16 @@ def test_if_none_match_gets_304(mockstatus):
     assert other_lang.status_code == 200
     assert get_page(mockstatus, **{"If-None-Match": "*"}).status_code == 304
     assert get_page(mockstatus, **{"If-None-Match": '"something-else"'}).status_code == 200
+
+
+def test_fault_list_offers_every_fault_with_what_a_browser_sees(mockstatus):
+    from mockstatus.catalog import FAULTS, parse_fault
+    from mockstatus.kinds import kind_of
+
+    html = requests.get(mockstatus.url("/"), headers=IDENTITY, timeout=5).text
+    select = html.split('<select id="t-fault"', 1)[1].split("</select>", 1)[0]
+    offered = dict(re.findall(r'<option value="([^"]+)" data-view="([a-z]+)"', select))
+    assert [parse_fault(value).name for value in offered] == list(FAULTS)
+    assert offered["reset-after:64"] == offered["stall"] == "fault"
+    assert offered["early-response"] == offered["stale-keepalive:100ms"] == offered["no-length"] == "ok"
+    assert all(view == kind_of(value)[0].browser for value, view in offered.items())

@@ -118,7 +118,7 @@
 
   // What the browser cannot show, from the catalog facts on the <option>s.
   function noteFor(req) {
-    if (req.fault && req.fault !== "no-length") {
+    if (req.fault && $("t-fault").selectedOptions[0].dataset.view === "fault") {
       return fmt(T.note_fault, { code: req.codes.join(", ") || "?", kind: "fault=" + req.fault });
     }
     if (mode() === "single") {
