@@ -39,6 +39,11 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app.router.add_get("/__mockstatus/sequences", admin.sequences_list)
     app.router.add_delete("/__mockstatus/sequences", admin.sequences_reset)
     app.router.add_delete("/__mockstatus/sequences/{name}", admin.sequences_reset)
+    app.router.add_get("/__mockstatus/buckets", admin.buckets_list)
+    app.router.add_delete("/__mockstatus/buckets", admin.buckets_reset)
+    app.router.add_get("/__mockstatus/clock", admin.clock_show)
+    app.router.add_post("/__mockstatus/clock", admin.clock_advance)
+    app.router.add_delete("/__mockstatus/clock", admin.clock_reset)
     app.router.add_route(ANY, "/__mockstatus/static/{name}", page.static)
     app.router.add_route(ANY, "/status", handlers.status_missing)
     # [\s\S]*, not .*: a decoded %0A in the path must reach the handler (a 400 naming

@@ -44,6 +44,7 @@ class JournalEntry:
     client_gone: bool
     sequence: str | None
     step: int | None
+    fault: str | None
 
     @property
     def client(self) -> str | None:
@@ -76,6 +77,7 @@ class JournalEntry:
             "client_gone": self.client_gone,
             "sequence": self.sequence,
             "step": self.step,
+            "fault": self.fault,
         }
 
 
@@ -97,13 +99,14 @@ class Journal:
         client_gone: bool = False,
         sequence: str | None = None,
         step: int | None = None,
+        fault: str | None = None,
     ) -> None:
         # A plain tuple: the cheapest thing to build on every request;
         # ``query`` makes JournalEntry objects of the few that are read.
         self._entries.append(
             (
                 self._next_id, time.time(), request.remote, request.method, request.rel_url,
-                request.headers, body_size, body_preview, status, delay, client_gone, sequence, step,
+                request.headers, body_size, body_preview, status, delay, client_gone, sequence, step, fault,
             )
         )  # fmt: skip
         self._next_id += 1
@@ -113,7 +116,7 @@ class Journal:
         self._entries.append(
             (
                 self._next_id, time.time(), request.remote, request.method, request.rel_url,
-                request.headers, 0, b"", status, 0.0, False, None, None,
+                request.headers, 0, b"", status, 0.0, False, None, None, None,
             )
         )  # fmt: skip
         self._next_id += 1

@@ -26,6 +26,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from .app import make_app
 from .catalog import Catalog
+from .durations import parse_duration
 from .framing import Limits
 from .protocol import Listener, connection_limit
 from .server import STATE, access_log
@@ -295,8 +296,17 @@ class ThreadServer:
         return self._server.state
 
     def reset(self) -> None:
-        """Clear the journal and every sequence."""
+        """Clear the journal, every sequence, bucket and outage, and the test clock."""
         self.call(self.state.reset)
+
+    def advance_clock(self, duration: str | float) -> float:
+        """Move the clock rate limits and outages read (``"30s"`` or seconds); return its offset.
+
+        Delays stay in real time.  ``reset()`` (and so each test's ``mockstatus``
+        fixture) puts the clock back.
+        """
+        seconds = parse_duration(duration, what="advance")
+        return self.call(self.state.clock.advance, seconds)
 
     def requests(self, **filters: Any) -> list[dict[str, Any]]:
         """The journal as dicts, filtered like ``GET /__mockstatus/requests``."""

@@ -148,6 +148,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("shutdown_grace", _seconds, 5.0, "on SIGTERM, how long in-flight replies may finish"),
     Setting("journal_size", _count, 1000, "how many requests the journal keeps"),
     Setting("max_sequences", _count, 1000, "how many sequence names are kept (oldest evicted)"),
+    Setting("max_buckets", _count, 1000, "how many rate-limit buckets and outage windows are kept (oldest evicted)"),
     Setting("admin_token", _text, None, "when set, /__mockstatus/* (but health) needs 'Authorization: Bearer <token>'"),
     Setting(
         "allowed_redirect_hosts", _hosts, (), "comma list of hosts an absolute location= may point to (empty: any)"
@@ -195,6 +196,7 @@ class Settings:
     shutdown_grace: float = _default("shutdown_grace")
     journal_size: int = _default("journal_size")
     max_sequences: int = _default("max_sequences")
+    max_buckets: int = _default("max_buckets")
     admin_token: str | None = _default("admin_token")
     allowed_redirect_hosts: tuple[str, ...] = _default("allowed_redirect_hosts")
     upgrade_idle_timeout: float = _default("upgrade_idle_timeout")

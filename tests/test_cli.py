@@ -183,6 +183,7 @@ VALUES = {
     "shutdown_grace": (("1.5", 1.5), ("3s", 3.0), "soon"),
     "journal_size": (("50", 50), ("60", 60), "0"),
     "max_sequences": (("7", 7), ("8", 8), "-3"),
+    "max_buckets": (("9", 9), ("10", 10), "none"),
     "admin_token": (("s3cret", "s3cret"), ("other", "other"), None),
     "allowed_redirect_hosts": (("Example.org, api.test", ("example.org", "api.test")), ("a.test", ("a.test",)), None),
     "upgrade_idle_timeout": (("5s", 5.0), ("1m", 60.0), "5 minutes"),
