@@ -102,9 +102,12 @@ def _parse_distribution(text: str, *, max_delay: float, what: str) -> DelaySpec:
         if cap > max_delay:
             raise _above_max(what, text, max_delay)
     if name == "uniform":
-        if len(items) != 1:
+        if len(items) != 1 or "-" not in items[0][1:]:
             raise ValueError(f"bad {what} {text!r}: expected uniform:LOW-HIGH such as uniform:1s-3s")
-        spec = parse_delay(items[0], max_delay=max_delay, what=what)
+        try:
+            spec = parse_delay(items[0], max_delay=max_delay, what=what)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace(repr(items[0]), repr(text), 1)) from None
         return DelaySpec(spec.low, min(spec.high, cap))
     wanted = {"normal": 2, "lognormal": 2, "exp": 1}[name]
     forms = {"normal": "normal:MEAN,SD such as normal:1s,200ms", "lognormal": "lognormal:MEDIAN,SIGMA such as "
