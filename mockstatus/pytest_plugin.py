@@ -3,9 +3,10 @@
 Installing mockstatus gives every test suite these fixtures:
 
 ``mockstatus``
-    Function scope.  The session's server, with the journal and every
-    sequence cleared before the test: ``base_url``, ``url(path)``,
-    ``requests(**filters)`` (the journal), ``reset()``, ``host``, ``port``.
+    Function scope.  The session's server, with the journal, every
+    sequence, rate-limit bucket and outage cleared and the test clock reset
+    before the test: ``base_url``, ``url(path)``, ``requests(**filters)``
+    (the journal), ``reset()``, ``advance_clock("30s")``, ``host``, ``port``.
 ``mockstatus_server``
     Session scope.  One server per test process (so one per pytest-xdist
     worker) in a daemon thread with its own event loop, on a free loopback
@@ -67,7 +68,7 @@ def mockstatus_server(mockstatus_config: Any) -> Iterator[ThreadServer]:
 
 @pytest.fixture
 def mockstatus(mockstatus_server: ThreadServer) -> ThreadServer:
-    """The session's server with a clean journal and no sequences."""
+    """The session's server with a clean journal, no sequences or buckets, and the real clock."""
     mockstatus_server.reset()
     return mockstatus_server
 
