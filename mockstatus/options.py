@@ -31,8 +31,9 @@ MAX_BODY_OPTION = 64 * 1024
 MAX_LIMIT = 1_000_000_000
 # A sliding log keeps one time per request let through: its limit bounds its memory.
 MAX_SLIDING_LIMIT = 10_000
+MIN_WINDOW = 0.001  # below a millisecond a window cannot be told from none
 MAX_WINDOW = 86_400.0  # a day: limits, windows and outages
-LIMIT_FORM = "N/WINDOW such as 5/1s, 100/1m or 1000/1h (N at least 1, WINDOW above 0 and at most 1 day)"
+LIMIT_FORM = "N/WINDOW such as 5/1s, 100/1m or 1000/1h (N at least 1, WINDOW from 1ms to 1 day)"
 
 QUERY_NAMES = (
     "delay", "body_delay", "drip", "chunks", "interval", "fault", "then",
@@ -269,8 +270,8 @@ def _apply(options: Options, name: str, value: str, settings: Settings) -> None:
             options.bucket = value
         elif name == "outage":
             seconds = parse_duration(value, what="outage")
-            if not 0 < seconds <= MAX_WINDOW:
-                raise ValueError(f"bad outage {value!r}: expected {DURATION_FORM}, above 0 and at most 1 day")
+            if not MIN_WINDOW <= seconds <= MAX_WINDOW:
+                raise ValueError(f"bad outage {value!r}: expected {DURATION_FORM}, from 1ms to 1 day")
             options.outage = seconds
         elif name == "until":
             if not _UNIX_TIME.fullmatch(value):
@@ -289,7 +290,7 @@ def _parse_limit(value: str) -> tuple[int, float]:
     except ValueError:
         raise ValueError(f"bad limit {value!r}: expected {LIMIT_FORM}") from None
     count = int(count_text)
-    if not 1 <= count <= MAX_LIMIT or not 0 < window <= MAX_WINDOW:
+    if not 1 <= count <= MAX_LIMIT or not MIN_WINDOW <= window <= MAX_WINDOW:
         raise ValueError(f"bad limit {value!r}: expected {LIMIT_FORM}")
     return count, window
 

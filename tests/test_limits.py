@@ -333,7 +333,7 @@ def test_a_cross_origin_script_may_read_the_rate_limit_fields(mockstatus):
         ("limit=5/0s", "'5/0s'", "N/WINDOW"),
         ("limit=5", "'5'", "N/WINDOW"),
         ("limit=five/1s", "'five/1s'", "N/WINDOW"),
-        ("limit=5/25h", "'5/25h'", "at most 1 day"),
+        ("limit=5/25h", "'5/25h'", "to 1 day"),
         ("limit=5/-1s", "'5/-1s'", "N/WINDOW"),
         ("limit=20000/1s&limit_mode=sliding", "'20000/1s'", "at most 10000"),
         ("limit=5/1s&limit_mode=leaky", "'leaky'", "fixed or sliding"),
@@ -341,7 +341,9 @@ def test_a_cross_origin_script_may_read_the_rate_limit_fields(mockstatus):
         ("bucket=pay", "bucket", "limit=N/WINDOW or outage=DURATION"),
         ("limit=5/1s&bucket=a/b", "'a/b'", "A-Z a-z 0-9"),
         ("limit=5/1s&bucket=" + "x" * 129, "'xxx", "1-128"),
-        ("outage=0s", "'0s'", "above 0"),
+        ("outage=0s", "'0s'", "from 1ms to 1 day"),
+        ("outage=0.0001", "'0.0001'", "from 1ms to 1 day"),
+        ("limit=5/0.0001s", "'5/0.0001s'", "from 1ms to 1 day"),
         ("outage=-1s", "'-1s'", "a duration"),
         ("outage=2d", "'2d'", "a duration"),
         ("until=tomorrow", "'tomorrow'", "Unix time"),
@@ -354,3 +356,14 @@ def test_bad_limit_values_are_400_naming_them(mockstatus, query, named, allowed)
     assert response.status_code == 400
     assert named in response.text and allowed in response.text
     assert requests.get(mockstatus.url("/__mockstatus/buckets"), timeout=5).json() == {"limits": {}, "outages": {}}
+
+
+def test_a_cors_preflight_is_not_counted(mockstatus):
+    preflight = requests.options(
+        mockstatus.url("/status/200?limit=1/1m"),
+        headers={"Origin": "https://app.test", "Access-Control-Request-Method": "PUT"},
+        timeout=5,
+    )
+    assert preflight.status_code == 204
+    assert requests.put(mockstatus.url("/status/200?limit=1/1m"), timeout=5).status_code == 200
+    assert requests.head(mockstatus.url("/status/200?limit=1/1m"), timeout=5).status_code == 429
