@@ -21,6 +21,8 @@ CASES = (
     ("/status/204", "/status/204", None),
     ("/status/418 JSON", "/status/418", "Accept: application/json"),
     ("/status/200,503", "/status/200,503", None),
+    ("?limit=1000000000/1h (passes)", "/status/200?limit=1000000000/1h", None),
+    ("?limit=1/1h (all 429)", "/status/200?limit=1/1h", None),
 )
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}

@@ -1,4 +1,5 @@
-"""``/__mockstatus/*``: health, the catalog, the request journal, sequences, TLS.
+"""``/__mockstatus/*``: health, the catalog, the request journal, sequences, TLS,
+rate-limit buckets and outages, and the test clock.
 
 Admin requests are not recorded in the journal.  With ``--admin-token`` set,
 every admin route but health and the CA certificate (public by nature: a
@@ -13,11 +14,13 @@ from __future__ import annotations
 import functools
 import hmac
 import ipaddress
+import json
 
 from aiohttp import web
 
 from . import __version__
 from .bodies import admin_json, admin_json_list
+from .durations import DURATION_FORM, parse_duration
 from .errors import admin_error
 from .journal import FILTERS, PAGING, parse_filters
 from .server import STATE
@@ -187,3 +190,62 @@ async def tls_scenarios(request: web.Request) -> web.Response:
             ],
         }
     )
+
+
+@guarded
+async def buckets_list(request: web.Request) -> web.Response:
+    return admin_json(request.app[STATE].buckets.snapshot())
+
+
+@guarded
+async def buckets_reset(request: web.Request) -> web.Response:
+    request.app[STATE].buckets.reset()
+    return admin_json({"reset": "all"})
+
+
+MAX_CLOCK_BODY = 1024
+MAX_ADVANCE = 365 * 86_400.0  # a year: far past any window, and a float keeps the sub-millisecond
+
+
+def _clock_json(state) -> dict:
+    return {"offset": state.clock.offset}
+
+
+@guarded
+async def clock_show(request: web.Request) -> web.Response:
+    return admin_json(_clock_json(request.app[STATE]))
+
+
+@guarded
+async def clock_advance(request: web.Request) -> web.Response:
+    """``{"advance": "30s"}``: move the clock limits and outages read; delays stay in real time."""
+    state = request.app[STATE]
+    form = f'a JSON object {{"advance": DURATION}} with {DURATION_FORM}'
+    if request.content_length is not None and request.content_length > MAX_CLOCK_BODY:
+        return admin_error(
+            413, f"clock body of {request.content_length} bytes is above {MAX_CLOCK_BODY}; expected {form}"
+        )
+    body = await request.content.read(MAX_CLOCK_BODY + 1)
+    if len(body) > MAX_CLOCK_BODY:
+        return admin_error(413, f"clock body is above {MAX_CLOCK_BODY} bytes; expected {form}")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or set(data) != {"advance"}:
+        return admin_error(400, f"bad clock body {body[:100].decode('utf-8', 'replace')!r}: expected {form}")
+    try:
+        seconds = parse_duration(data["advance"], what="advance")
+    except ValueError as exc:
+        return admin_error(400, str(exc))
+    if seconds > MAX_ADVANCE:
+        return admin_error(400, f"bad advance {data['advance']!r}: at most a year (8760h) at once")
+    state.clock.advance(seconds)
+    return admin_json(_clock_json(state))
+
+
+@guarded
+async def clock_reset(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.clock.reset()
+    return admin_json(_clock_json(state))

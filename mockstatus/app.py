@@ -44,6 +44,11 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app.router.add_get("/__mockstatus/sequences", admin.sequences_list, expect_handler=expect)
     app.router.add_delete("/__mockstatus/sequences", admin.sequences_reset, expect_handler=expect)
     app.router.add_delete("/__mockstatus/sequences/{name}", admin.sequences_reset, expect_handler=expect)
+    app.router.add_get("/__mockstatus/buckets", admin.buckets_list, expect_handler=expect)
+    app.router.add_delete("/__mockstatus/buckets", admin.buckets_reset, expect_handler=expect)
+    app.router.add_get("/__mockstatus/clock", admin.clock_show, expect_handler=expect)
+    app.router.add_post("/__mockstatus/clock", admin.clock_advance, expect_handler=expect)
+    app.router.add_delete("/__mockstatus/clock", admin.clock_reset, expect_handler=expect)
     app.router.add_route(ANY, "/__mockstatus/static/{name}", page.static, expect_handler=expect)
     app.router.add_route(ANY, "/status", handlers.status_missing, expect_handler=expect)
     # [\s\S]*, not .*: a decoded %0A in the path must reach the handler (a 400 naming

@@ -76,11 +76,13 @@ _FAULT_COUNT = re.compile(r"[0-9]{1,10}", re.ASCII)
 
 
 @functools.lru_cache(maxsize=256)
-def parse_fault(text: str) -> Fault:
-    """``?fault=`` or a catalog ``kind:`` naming a fault; ValueError names the allowed forms."""
+def parse_fault(text: str, shown: str | None = None) -> Fault:
+    """``?fault=`` or a catalog ``kind:`` naming a fault; ValueError names the allowed forms
+    and ``shown`` (what was written, a share included) or ``text``."""
+    quoted = repr(text if shown is None else shown)
     name, colon, arg = text.partition(":")
     if name not in FAULTS or (colon and name not in FAULT_FORMS):
-        raise ValueError(f"bad fault {text!r}: expected one of {FAULT_TEXT}")
+        raise ValueError(f"bad fault {quoted}: expected one of {FAULT_TEXT}")
     form = FAULT_FORMS.get(name, (name,))[0]
     if name == "stale-keepalive":
         if not colon:
@@ -88,7 +90,7 @@ def parse_fault(text: str) -> Fault:
         try:
             return Fault(name, seconds=parse_duration(arg, what="stale-keepalive time"))
         except ValueError as exc:
-            raise ValueError(f"bad fault {text!r}: {exc}; expected {form}") from None
+            raise ValueError(f"bad fault {quoted}: {exc}; expected {form}") from None
     if name in FAULT_FORMS:
         silent = name == "close-after-requests" and arg.endswith("!")
         number = arg[:-1] if silent else arg
@@ -96,7 +98,7 @@ def parse_fault(text: str) -> Fault:
         if not _FAULT_COUNT.fullmatch(number) or not least <= int(number) <= MAX_FAULT_BYTES:
             what = "requests" if least else "bytes"
             raise ValueError(
-                f"bad fault {text!r}: expected {form}, N a whole number of {what} from {least} to {MAX_FAULT_BYTES}"
+                f"bad fault {quoted}: expected {form}, N a whole number of {what} from {least} to {MAX_FAULT_BYTES}"
             )
         return Fault(name, count=int(number), silent=silent)
     return Fault(name)

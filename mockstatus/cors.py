@@ -13,7 +13,8 @@ from .bodies import BASE_HEADERS
 EXPOSED = (
     "Location, Retry-After, WWW-Authenticate, Proxy-Authenticate, Allow, Content-Range, "
     "ETag, Link, Upgrade, Server-Timing, X-Mockstatus-Choice, X-Mockstatus-Sequence, "
-    "X-Mockstatus-Step, X-More-Info"
+    "X-Mockstatus-Step, X-More-Info, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "
+    "RateLimit-Policy, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
 )
 PREFLIGHT_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE, PROPFIND, LOCK, UNLOCK, MKCOL, COPY, MOVE"
 

@@ -74,6 +74,9 @@ async def deliver(
 ) -> web.StreamResponse:
     options = asked.options
     info = state.catalog.get(asked.code)
+    fault = options.fault
+    if fault is not None and options.fault_rate is not None and options.random().random() >= options.fault_rate:
+        fault = None  # fault=reset:0.1: this request is one of the nine in ten answered normally
     delay = _pick_delay(state, info, options)
     task = asyncio.current_task()
     state.in_flight.add(task)  # type: ignore[arg-type]
@@ -88,15 +91,16 @@ async def deliver(
             await sleep_at_least(delay, asked.arrived)
         if delay > 0:
             extra = [*(extra or ()), ("Server-Timing", f"delay;dur={delay * 1000:.0f}")]
-        kind_text = options.fault or info.kind
-        kind, fault = kind_of(kind_text)
-        response = await kind.write(Reply(request, state, asked, info, kind, extra, fault))
+        # The fault asked for (unless its share let this request through), else the catalog's kind.
+        kind_text = fault or info.kind
+        kind, argument = kind_of(kind_text)
+        response = await kind.write(Reply(request, state, asked, info, kind, extra, argument))
     except asyncio.CancelledError:
         if state.closing:
             raise  # cut by a shutdown after its grace, not by the client
         # The client went away during the delay (aiohttp cancels the handler):
         # nothing keeps running; log it as nginx does, 499 Client Closed Request.
-        _record_gone(request, state, delay, body_size, preview, sequence, step, restarted)
+        _record_gone(request, state, delay, body_size, preview, sequence, step, restarted, fault)
         if state.settings.access_log:
             access_log.info(
                 '%s "%s %s HTTP/%d.%d" 499 - client closed the connection during a %.3fs delay',
@@ -104,13 +108,13 @@ async def deliver(
             )  # fmt: skip
         raise
     except ConnectionResetError:
-        _record_gone(request, state, delay, body_size, preview, sequence, step, restarted)
+        _record_gone(request, state, delay, body_size, preview, sequence, step, restarted, fault)
         return AlreadySent(499)
     finally:
         state.in_flight.discard(task)  # type: ignore[arg-type]
     assert response is not None  # a final kind's writer returns the response
     # response.status, not info.code: a refused upgrade answers 400/426 instead of 101.
-    if fault is None:
+    if argument is None:  # not a fault: aiohttp sent the whole reply
         state.journal.record(
             request, response.status, body_size=body_size, body_preview=preview, delay=delay,
             sequence=sequence, step=step, restarted=restarted,
@@ -126,9 +130,9 @@ async def deliver(
 
 def _record_gone(
     request: web.Request, state: ServerState, delay: float, body_size: int, preview: bytes,
-    sequence: str | None, step: int | None, restarted: bool,
+    sequence: str | None, step: int | None, restarted: bool, fault: str | None,
 ) -> None:  # fmt: skip
     state.journal.record(
         request, 499, body_size=body_size, body_preview=preview, delay=delay,
-        client_gone=True, sequence=sequence, step=step, restarted=restarted,
+        client_gone=True, sequence=sequence, step=step, restarted=restarted, fault=fault,
     )  # fmt: skip

@@ -1,7 +1,8 @@
 """Durations: the syntax shared by delays, body delays, drips and config, and waiting one out.
 
 Accepted: ``250ms``, ``2s``, ``1.5s``, ``1m``, a bare number of seconds (``1.5``),
-and for delays a uniform range ``1s-3s``.  Every parser raises ``ValueError``
+and for delays a uniform range ``1s-3s`` or a distribution (``normal:1s,200ms``,
+``lognormal:500ms,0.5``, ``exp:300ms``, each with an optional ``,max=DURATION``).  Every parser raises ``ValueError``
 with a message that names the bad value and the allowed form, which callers put
 verbatim into a 400 body or a one-line config error.  ``sleep_at_least`` waits
 a duration out and never returns early.
@@ -40,25 +41,103 @@ def parse_duration(text: str, *, what: str = "duration") -> float:
 
 
 class DelaySpec:
-    """A fixed delay or a uniform range, validated against a ceiling."""
+    """A fixed delay, a uniform range or a distribution, validated against a ceiling.
 
-    __slots__ = ("low", "high")
+    ``low`` and ``high`` bound every pick (a distribution's ``high`` is its cap),
+    so ``low == high`` means a fixed delay that needs no generator.
+    """
 
-    def __init__(self, low: float, high: float) -> None:
+    __slots__ = ("low", "high", "dist", "a", "b")
+
+    def __init__(self, low: float, high: float, dist: str = "uniform", a: float = 0.0, b: float = 0.0) -> None:
         self.low = low
         self.high = high
+        self.dist = dist
+        self.a = a  # normal: mean; lognormal: median; exp: mean
+        self.b = b  # normal: standard deviation; lognormal: sigma
 
     def pick(self, rng: random.Random | None = None) -> float:
         if self.low == self.high:
             return self.low
-        return (rng or random).uniform(self.low, self.high)
+        rng = rng or random  # type: ignore[assignment]
+        if self.dist == "uniform":
+            return rng.uniform(self.low, self.high)
+        if self.dist == "normal":
+            seconds = rng.gauss(self.a, self.b)
+        elif self.dist == "lognormal":
+            # WireMock's lognormal delay: median and sigma of the underlying normal.
+            seconds = rng.lognormvariate(math.log(self.a), self.b)
+        else:
+            seconds = rng.expovariate(1.0 / self.a)
+        # A tail is cut at the cap and a normal's negative side at zero: a delay
+        # cannot be negative, and none may pass --max-delay.
+        return min(max(seconds, 0.0), self.high)
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
-        return f"DelaySpec({self.low}, {self.high})"
+        return f"DelaySpec({self.low}, {self.high}, {self.dist!r}, {self.a}, {self.b})"
+
+
+DISTRIBUTIONS = ("uniform", "normal", "lognormal", "exp")
+DELAY_FORM = (
+    f"{DURATION_FORM}, a range like 1s-3s, or a distribution: uniform:1s-3s, normal:MEAN,SD, "
+    "lognormal:MEDIAN,SIGMA or exp:MEAN, each with an optional ,max=DURATION"
+)
+_SIGMA = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,6})?|\.[0-9]{1,6}", re.ASCII)
+
+
+def _above_max(what: str, text: str, max_delay: float) -> ValueError:
+    return ValueError(
+        f"bad {what} {text!r}: above the maximum of {format_seconds(max_delay)} (raise it with --max-delay)"
+    )
+
+
+def _parse_distribution(text: str, *, max_delay: float, what: str) -> DelaySpec:
+    name, _, rest = text.partition(":")
+    if name not in DISTRIBUTIONS:
+        raise ValueError(f"bad {what} {text!r}: unknown distribution {name!r}; expected {DELAY_FORM}")
+    items = rest.split(",")
+    cap = max_delay
+    if len(items) > 1 and items[-1].startswith("max="):
+        cap = parse_duration(items.pop()[4:], what=f"{what} max")
+        if cap > max_delay:
+            raise _above_max(what, text, max_delay)
+    if name == "uniform":
+        if len(items) != 1 or "-" not in items[0][1:]:
+            raise ValueError(f"bad {what} {text!r}: expected uniform:LOW-HIGH such as uniform:1s-3s")
+        try:
+            spec = parse_delay(items[0], max_delay=max_delay, what=what)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace(repr(items[0]), repr(text), 1)) from None
+        return DelaySpec(spec.low, min(spec.high, cap))
+    wanted = {"normal": 2, "lognormal": 2, "exp": 1}[name]
+    forms = {"normal": "normal:MEAN,SD such as normal:1s,200ms", "lognormal": "lognormal:MEDIAN,SIGMA such as "
+             "lognormal:500ms,0.5", "exp": "exp:MEAN such as exp:300ms"}  # fmt: skip
+    if len(items) != wanted or not all(items):
+        raise ValueError(f"bad {what} {text!r}: expected {forms[name]}, optionally with ,max=DURATION")
+    try:
+        center = parse_duration(items[0], what=what)
+        if name == "normal":
+            spread = parse_duration(items[1], what=what)
+        elif name == "lognormal":
+            if not _SIGMA.fullmatch(items[1]):
+                raise ValueError
+            spread = float(items[1])
+        else:
+            spread = 0.0
+    except ValueError:
+        hint = " (not negative)" if any(item.startswith("-") for item in items) else ""
+        raise ValueError(f"bad {what} {text!r}: expected {forms[name]}{hint}, optionally with ,max=DURATION") from None
+    if name != "normal" and center <= 0:
+        raise ValueError(f"bad {what} {text!r}: the {'median' if name == 'lognormal' else 'mean'} must be above 0")
+    if center > max_delay:
+        raise _above_max(what, text, max_delay)
+    return DelaySpec(0.0, cap, name, center, spread)
 
 
 def parse_delay(text: str, *, max_delay: float, what: str = "delay") -> DelaySpec:
-    """Parse ``2s`` or ``1s-3s``; reject anything above ``max_delay``."""
+    """Parse ``2s``, ``1s-3s`` or a distribution (``normal:1s,200ms``); reject anything above ``max_delay``."""
+    if isinstance(text, str) and ":" in text:
+        return _parse_distribution(text.strip(), max_delay=max_delay, what=what)
     if isinstance(text, str) and "-" in text.strip()[1:]:
         low_text, _, high_text = text.strip().partition("-")
         if low_text and high_text:
@@ -71,9 +150,7 @@ def parse_delay(text: str, *, max_delay: float, what: str = "delay") -> DelaySpe
     else:
         low = high = parse_duration(text, what=what)
     if high > max_delay:
-        raise ValueError(
-            f"bad {what} {text!r}: above the maximum of {format_seconds(max_delay)} (raise it with --max-delay)"
-        )
+        raise _above_max(what, text, max_delay)
     return DelaySpec(low, high)
 
 

@@ -21,6 +21,7 @@ from .catalog import CODE_FORM, CODE_PATTERN, UPLOAD_FAULTS, StatusInfo
 from .cors import cors, preflight
 from .delivery import deliver
 from .errors import error_for
+from .limits import LimitConflict, ceil_seconds, limit_headers
 from .options import NO_OPTIONS, Asked, BadRequest, Options, has_options, parse_code_text, parse_options
 from .protocol import arrival
 from .sequences import SequenceConflict
@@ -148,17 +149,20 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
         options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return _preflight(request, state)
-        extra = None
+        # A request turned away by a limit or an outage is answered before anything else.
+        gated, extra = await _gate(request, state, options)
+        if gated is not None:
+            return gated
         if CODE_PATTERN.fullmatch(text):
             code = int(text)
         elif "," in text or ":" in text:
             codes, cumulative = weighted_choices(text)
             code = options.random().choices(codes, cum_weights=cumulative)[0]
-            extra = [("X-Mockstatus-Choice", str(code))]
+            extra = [*(extra or ()), ("X-Mockstatus-Choice", str(code))]
         else:
             raise BadRequest(f"bad code {text!r}: expected {CODE_FORM}, e.g. /status/418, or a list /status/200,503:2")
         body_size, preview = await _read_body_unless_cut(request, state, options, code)
-        if extra is not None:
+        if "," in text or ":" in text:
             info = state.fast_path.get(str(code))
             if info is not None and options is NO_OPTIONS and not body_size:
                 return _fast_path(request, state, info, extra)
@@ -211,6 +215,62 @@ def _fast_path(
     return web.Response(status=info.code, reason=info.reason, body=prepared.body, headers=reply_headers)
 
 
+async def _gate(
+    request: web.Request, state: ServerState, options: Options
+) -> tuple[web.Response | None, list[tuple[str, str]] | None]:
+    """Outages and rate limits: a 503 or 429 in place of the reply asked for, or
+    the rate-limit headers the reply asked for carries."""
+    if options.limit is None and options.outage is None and options.until is None:
+        return None, None
+    clock = state.clock
+    if options.until is not None:
+        # Stateless: the same answer from any replica that agrees on the wall clock.
+        left = options.until - clock.wall()
+        if left > 0:
+            return await _gated(request, state, 503, [("Retry-After", str(ceil_seconds(left)))]), None
+    # The path without the query: /status/200?limit=5/1s and ?limit=5/1s&delay=1s share a bucket.
+    bucket = options.bucket or request.path
+    try:
+        if options.outage is not None:
+            left = state.buckets.outage(bucket, options.outage)
+            if left > 0:
+                headers = [("Retry-After", str(ceil_seconds(left)))]
+                return await _gated(request, state, 503, headers), None
+        if options.limit is None:
+            return None, None
+        count, window = options.limit
+        sliding = options.limit_mode == "sliding"
+        spec = f"{options.limit_text} sliding" if sliding else str(options.limit_text)
+        verdict = state.buckets.limit(bucket, count, window, sliding, spec)
+    except LimitConflict as exc:
+        raise BadRequest(str(exc), 409) from None
+    headers = limit_headers(verdict, clock.wall())
+    if verdict.allowed:
+        return None, headers
+    # RFC 6585 §4: 429 Too Many Requests, with Retry-After (RFC 9110 §10.2.3)
+    # rounded up, so a client that waits it out is let through.
+    headers.insert(0, ("Retry-After", str(ceil_seconds(verdict.reset))))
+    return await _gated(request, state, 429, headers), None
+
+
+async def _gated(request: web.Request, state: ServerState, code: int, headers: list[tuple[str, str]]) -> web.Response:
+    """The catalog's reply for ``code`` at once, with these headers in place of its own
+    (its ``Retry-After: 1`` becomes the real one); no other option (a fault neither) applies to it."""
+    body_size, preview = await read_body(request, state.settings.max_body_size, state.preview_size)
+    info = state.catalog.get(code)
+    request_headers = request.headers
+    fmt = negotiate_format(request_headers.get("Accept"))
+    lang = negotiate_lang(request_headers.get("Accept-Language")) if "Accept-Language" in request_headers else "en"
+    prepared = state.replies.prepared(code, fmt, lang)
+    reply_headers = CIMultiDict(prepared.headers)
+    for name, value in headers:
+        reply_headers[name] = value
+    if "Origin" in request_headers:
+        cors(reply_headers, request_headers["Origin"])
+    state.journal.record(request, code, body_size=body_size, body_preview=preview)
+    return web.Response(status=code, reason=info.reason, body=prepared.body, headers=reply_headers)
+
+
 def _error(request: web.BaseRequest, state: ServerState, status: int, message: str) -> web.Response:
     """An error reply to ``request``, recorded in the journal."""
     response = error_for(request, state.catalog, status, message)
@@ -249,6 +309,10 @@ async def sequence_handler(request: web.Request) -> web.StreamResponse:
         options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return _preflight(request, state)
+        # A request turned away by a limit or an outage takes no step.
+        gated, limited = await _gate(request, state, options)
+        if gated is not None:
+            return gated
         try:
             code, step = state.sequences.step(name, codes, text, options.cycle)
         except SequenceConflict as exc:
@@ -256,7 +320,7 @@ async def sequence_handler(request: web.Request) -> web.StreamResponse:
         body_size, preview = await _read_body_unless_cut(request, state, options, code)
     except BadRequest as exc:
         return _error(request, state, exc.status, exc.message)
-    extra = [("X-Mockstatus-Sequence", name), ("X-Mockstatus-Step", str(step))]
+    extra = [*(limited or ()), ("X-Mockstatus-Sequence", name), ("X-Mockstatus-Step", str(step))]
     return await deliver(
         request, state, ask(request, code, options), extra=extra, body_size=body_size, preview=preview,
         sequence=name, step=step, restarted=state.sequences.restarted(name),

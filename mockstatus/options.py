@@ -20,7 +20,7 @@ import re
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from .catalog import CODE_FORM, CODE_PATTERN, FRAMING_HEADERS, ILLEGAL_VALUE, TOKEN, parse_fault
+from .catalog import CODE_FORM, CODE_PATTERN, FAULT_FORMS, FRAMING_HEADERS, ILLEGAL_VALUE, TOKEN, parse_fault
 from .durations import DURATION_FORM, DelaySpec, format_seconds, parse_delay, parse_duration
 from .settings import Settings
 
@@ -29,10 +29,17 @@ RESPONSE_HEADER_PREFIX = "x-mockstatus-response-"
 MAX_CHUNKS = 10_000
 MIN_INTERVAL = 0.01
 MAX_BODY_OPTION = 64 * 1024
+MAX_LIMIT = 1_000_000_000
+# A sliding log keeps one time per request let through: its limit bounds its memory.
+MAX_SLIDING_LIMIT = 10_000
+MIN_WINDOW = 0.001  # below a millisecond a window cannot be told from none
+MAX_WINDOW = 86_400.0  # a day: limits, windows and outages
+LIMIT_FORM = "N/WINDOW such as 5/1s, 100/1m or 1000/1h (N at least 1, WINDOW from 1ms to 1 day)"
 
 QUERY_NAMES = (
     "delay", "body_delay", "drip", "chunks", "interval", "fault", "then",
     "location", "retry_after", "body", "header", "seed", "cycle",
+    "limit", "limit_mode", "bucket", "outage", "until",
 )  # fmt: skip
 
 
@@ -60,6 +67,13 @@ class Options:
     headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     seed: str | None = None
     cycle: bool = False
+    fault_rate: float | None = None  # fault=reset:0.1: the share of requests faulted
+    limit: tuple[int, float] | None = None  # (requests, window seconds)
+    limit_text: str | None = None  # as asked, for messages and the bucket's spec
+    limit_mode: str = "fixed"
+    bucket: str | None = None
+    outage: float | None = None
+    until: float | None = None
     rng: random.Random | None = None
 
     def random(self) -> random.Random:
@@ -98,6 +112,9 @@ _SEED = re.compile(r"-?[0-9]{1,18}", re.ASCII)
 # with surrogateescape); aiohttp would silently drop them from a response header.
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 _DIGITS = re.compile(r"[0-9]{1,9}", re.ASCII)
+_RATE = re.compile(r"(?:0|1)(?:\.[0-9]{1,9})?|\.[0-9]{1,9}", re.ASCII)
+_UNIX_TIME = re.compile(r"[0-9]{1,11}(?:\.[0-9]{1,6})?", re.ASCII)
+BUCKET_NAME = re.compile(r"[A-Za-z0-9._~-]{1,128}", re.ASCII)
 
 
 def header_name(option: str) -> str:
@@ -275,13 +292,29 @@ def _apply(options: Options, name: str, value: str, settings: Settings) -> None:
                 raise ValueError(f"bad chunks {value!r}: expected a whole number from 1 to {MAX_CHUNKS}")
             options.chunks = int(value)
         elif name == "fault":
-            fault = parse_fault(value)
+            # A share is the last part: reset:0.1, and after a fault's own argument
+            # reset-after:64:0.5 (stale-keepalive's time is then needed: stale-keepalive:100ms:0.5).
+            parts = value.split(":")
+            share_at = 2 if parts[0] in FAULT_FORMS else 1
+            text = ":".join(parts[:share_at])
+            try:
+                fault = parse_fault(text, value)
+            except ValueError as exc:
+                raise ValueError(f"{exc}; optionally with a share from 0 to 1 after it, e.g. reset:0.1") from None
+            if len(parts) > share_at:
+                rate = ":".join(parts[share_at:])
+                if not _RATE.fullmatch(rate) or float(rate) > 1:
+                    raise ValueError(
+                        f"bad fault {value!r}: the share {rate!r} is not a number from 0 to 1; "
+                        "e.g. reset:0.1 or reset-after:64:0.1"
+                    )
+                options.fault_rate = float(rate)
             if fault.seconds is not None and fault.seconds > settings.max_delay:
                 raise ValueError(
                     f"bad fault {value!r}: above the maximum of {format_seconds(settings.max_delay)} "
                     "(raise it with --max-delay)"
                 )
-            options.fault = value
+            options.fault = text
         elif name == "then":
             code = parse_code_text(value, "then")
             if code < 200:
@@ -305,6 +338,26 @@ def _apply(options: Options, name: str, value: str, settings: Settings) -> None:
             if value not in ("0", "1", "true", "false"):
                 raise ValueError(f"bad cycle {value!r}: expected 1 or 0")
             options.cycle = value in ("1", "true")
+        elif name == "limit":
+            options.limit = _parse_limit(value)
+            options.limit_text = value
+        elif name == "limit_mode":
+            if value not in ("fixed", "sliding"):
+                raise ValueError(f"bad limit_mode {value!r}: expected fixed or sliding")
+            options.limit_mode = value
+        elif name == "bucket":
+            if not BUCKET_NAME.fullmatch(value):
+                raise ValueError(f"bad bucket {value!r}: expected 1-128 of A-Z a-z 0-9 . _ ~ -")
+            options.bucket = value
+        elif name == "outage":
+            seconds = parse_duration(value, what="outage")
+            if not MIN_WINDOW <= seconds <= MAX_WINDOW:
+                raise ValueError(f"bad outage {value!r}: expected {DURATION_FORM}, from 1ms to 1 day")
+            options.outage = seconds
+        elif name == "until":
+            if not _UNIX_TIME.fullmatch(value):
+                raise ValueError(f"bad until {value!r}: expected a Unix time in seconds, such as 1767225600")
+            options.until = float(value)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
 
@@ -360,6 +413,34 @@ def resembles(name: str, names: tuple[str, ...] = QUERY_NAMES) -> str | None:
     return None if best is None else best[1]
 
 
+def _parse_limit(value: str) -> tuple[int, float]:
+    count_text, sep, window_text = value.partition("/")
+    if not sep or not _DIGITS.fullmatch(count_text):
+        raise ValueError(f"bad limit {value!r}: expected {LIMIT_FORM}")
+    try:
+        window = parse_duration(window_text, what="limit window")
+    except ValueError:
+        raise ValueError(f"bad limit {value!r}: expected {LIMIT_FORM}") from None
+    count = int(count_text)
+    if not 1 <= count <= MAX_LIMIT or not MIN_WINDOW <= window <= MAX_WINDOW:
+        raise ValueError(f"bad limit {value!r}: expected {LIMIT_FORM}")
+    return count, window
+
+
+def _check_together(options: Options) -> None:
+    """Options that only mean something beside another."""
+    if options.limit is None:
+        if options.limit_mode != "fixed":
+            raise BadRequest("limit_mode needs a limit: add limit=N/WINDOW, e.g. limit=5/1s")
+        if options.bucket is not None and options.outage is None:
+            raise BadRequest("bucket names a limit or an outage: add limit=N/WINDOW or outage=DURATION")
+    elif options.limit_mode == "sliding" and options.limit[0] > MAX_SLIDING_LIMIT:
+        raise BadRequest(
+            f"bad limit {options.limit_text!r}: a sliding limit keeps one time per request, so at most "
+            f"{MAX_SLIDING_LIMIT} requests per window"
+        )
+
+
 def parse_options(request, settings: Settings) -> Options:
     """Options from headers first, then the query (which wins).
 
@@ -398,6 +479,7 @@ def parse_options(request, settings: Settings) -> Options:
         if name in from_query:
             continue
         _apply(options, name, value, settings)
+    _check_together(options)
     return options
 
 

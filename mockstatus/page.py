@@ -109,6 +109,10 @@ TEXT = {
         "delay_help": "250ms, 2s, or a range: 1s-3s",
         "location": "Location",
         "location_help": "/path or an absolute http(s) URL",
+        "limit": "Rate limit",
+        "limit_help": "N/WINDOW, e.g. 3/10s: then 429 with Retry-After",
+        "outage": "Outage",
+        "outage_help": "e.g. 30s: 503 with Retry-After until it is over",
         "headers_in": "Extra response headers",
         "headers_help": "One Name: value per line",
         "fault": "Fault",
@@ -160,6 +164,10 @@ TEXT = {
         "delay_help": "250ms、2s，或范围：1s-3s",
         "location": "Location",
         "location_help": "/路径，或绝对的 http(s) URL",
+        "limit": "限流",
+        "limit_help": "N/窗口，如 3/10s：超出后 429 并带 Retry-After",
+        "outage": "故障窗口",
+        "outage_help": "如 30s：结束前一直 503 并带 Retry-After",
         "headers_in": "额外的响应头",
         "headers_help": "每行一个 Name: value",
         "fault": "故障",
@@ -430,6 +438,20 @@ def _panel(catalog: Catalog, lang: str, t: dict[str, str]) -> str:
             t["location"],
             f'<input id="t-location" class="mono" name="location" autocomplete="off" spellcheck="false" {described.format("t-location")}>',
             t["location_help"],
+        )
+        + "</div>"
+        + '<div class="row">'
+        + _field(
+            "t-limit",
+            t["limit"],
+            f'<input id="t-limit" class="mono" name="limit" autocomplete="off" spellcheck="false" {described.format("t-limit")}>',
+            t["limit_help"],
+        )
+        + _field(
+            "t-outage",
+            t["outage"],
+            f'<input id="t-outage" class="mono" name="outage" autocomplete="off" spellcheck="false" {described.format("t-outage")}>',
+            t["outage_help"],
         )
         + "</div>"
         + _field(

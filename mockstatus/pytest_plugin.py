@@ -3,11 +3,12 @@
 Installing mockstatus gives every test suite these fixtures:
 
 ``mockstatus``
-    Function scope.  The session's server, with the journal and every
-    sequence cleared before the test: ``base_url``, ``url(path)``,
+    Function scope.  The session's server, with the journal, every
+    sequence, rate-limit bucket and outage cleared and the test clock reset
+    before the test: ``base_url``, ``url(path)``,
     ``requests(**filters)`` (the journal: ``path``, ``method``, ``sequence``,
     ``since``, ``status``), ``wait_for_requests(count=1, timeout=5, **filters)``,
-    ``reset()``, ``host`` (bare, ``::1``), ``port``.
+    ``reset()``, ``advance_clock("30s")``, ``host`` (bare, ``::1``), ``port``.
     HTTPS, started on first use (the CA is made once per process):
     ``https_url(path)``, ``ca_bundle`` (a PEM file path), ``ssl_context()``,
     ``tls_url(scenario, path)`` (a bad-TLS scenario's own port),
@@ -79,7 +80,7 @@ def mockstatus_server(mockstatus_config: Any) -> Iterator[ThreadServer]:
 
 @pytest.fixture
 def mockstatus(mockstatus_server: ThreadServer) -> ThreadServer:
-    """The session's server with a clean journal and no sequences."""
+    """The session's server with a clean journal, no sequences or buckets, and the real clock."""
     mockstatus_server.reset()
     return mockstatus_server
 

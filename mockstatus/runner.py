@@ -28,6 +28,7 @@ from aiohttp.abc import AbstractAccessLogger
 from .app import make_app
 from .blackhole import Blackhole
 from .catalog import Catalog
+from .durations import parse_duration
 from .framing import Limits
 from .journal import parse_filters
 from .options import check_catalog_redirects
@@ -490,8 +491,17 @@ class ThreadServer:
         return pem_file(issued.cert_pem), pem_file(issued.key_pem)
 
     def reset(self) -> None:
-        """Clear the journal and every sequence."""
+        """Clear the journal, every sequence, bucket and outage, and the test clock."""
         self.call(self.state.reset)
+
+    def advance_clock(self, duration: str | float) -> float:
+        """Move the clock rate limits and outages read (``"30s"`` or seconds); return its offset.
+
+        Delays stay in real time.  ``reset()`` (and so each test's ``mockstatus``
+        fixture) puts the clock back.
+        """
+        seconds = parse_duration(duration, what="advance")
+        return self.call(self.state.clock.advance, seconds)
 
     def requests(self, **filters: Any) -> list[dict[str, Any]]:
         """The journal as dicts, filtered like ``GET /__mockstatus/requests``

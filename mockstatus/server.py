@@ -1,5 +1,6 @@
 """One running server's context: its settings, catalog, precomputed replies,
-sequences, journal, the replies in flight and the fast-path table."""
+sequences, rate-limit buckets and their clock, journal, the replies in flight
+and the fast-path table."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from .bodies import Replies
 from .catalog import Catalog, StatusInfo
 from .journal import JOURNAL_BODY_PREVIEW, Journal
 from .kinds import kind_of
+from .limits import Buckets, Clock
 from .sequences import Sequences
 from .settings import Settings
 
@@ -29,6 +31,8 @@ class ServerState:
         self.journal = Journal(
             settings.journal_size, settings.journal_max_bytes, keep_secrets=settings.journal_secrets == "keep"
         )
+        self.clock = Clock()  # what rate limits and outages read; delays stay in real time
+        self.buckets = Buckets(settings.max_buckets, self.clock)
         self.preview_size = JOURNAL_BODY_PREVIEW
         # Replies still being delivered; a shutdown cancels them when its grace is over.
         self.in_flight: set[asyncio.Task] = set()
@@ -43,9 +47,11 @@ class ServerState:
         self.closing = False
 
     def reset(self) -> None:
-        """Forget per-test state: the journal and every sequence."""
+        """Forget per-test state: the journal, every sequence, bucket and outage, the test clock."""
         self.journal.clear()
         self.sequences.reset()
+        self.buckets.reset()
+        self.clock.reset()
 
     def cancel_in_flight(self) -> int:
         """The shutdown grace is over: cancel every reply still running; return how many."""

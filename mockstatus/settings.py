@@ -211,6 +211,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("max_sequences", _count, 1000, "how many sequence names are kept (least recently used evicted)"),
     Setting(
+        "max_buckets",
+        _count,
+        1000,
+        "how many rate-limit buckets and outage windows are kept (least recently used evicted)",
+    ),
+    Setting(
         "admin_token", _token, None, "when set, /__mockstatus/* (but health) needs 'Authorization: Bearer <token>'"
     ),
     Setting(
@@ -290,6 +296,7 @@ class Settings:
     journal_max_bytes: int = _default("journal_max_bytes")
     journal_secrets: str = _default("journal_secrets")
     max_sequences: int = _default("max_sequences")
+    max_buckets: int = _default("max_buckets")
     admin_token: str | None = _default("admin_token")
     allowed_redirect_hosts: tuple[str, ...] = _default("allowed_redirect_hosts")
     allowed_hosts: tuple[str, ...] = _default("allowed_hosts")

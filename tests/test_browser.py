@@ -298,6 +298,30 @@ def test_delay_shows_the_time_taken(visit, mockstatus):
     assert "server-timing: delay;dur=300" in page.text_content("#r-headers")
 
 
+def test_the_panel_offers_a_rate_limit_whose_429_says_when(visit):
+    v = visit()
+    page = v.open()
+    page.select_option("#t-code", "200")
+    page.fill("#t-limit", "1/1m")
+    assert page.input_value("#t-url").endswith("/status/200?limit=1%2F1m")
+    run_panel(page)
+    assert page.inner_text("#r-status") == "200 OK"
+    assert "ratelimit-remaining: 0" in page.text_content("#r-headers")
+    run_panel(page)
+    assert page.inner_text("#r-status") == "429 Too Many Requests"
+    assert "retry-after: 60" in page.text_content("#r-headers")
+
+
+def test_the_panel_offers_an_outage(visit):
+    v = visit()
+    page = v.open()
+    page.select_option("#t-code", "204")
+    page.fill("#t-outage", "30s")
+    run_panel(page)
+    assert page.inner_text("#r-status") == "503 Service Unavailable"
+    assert "retry-after: 30" in page.text_content("#r-headers")
+
+
 def test_bad_option_shows_the_servers_400(visit):
     v = visit()
     page = v.open()

@@ -185,6 +185,7 @@ VALUES = {
     "journal_max_bytes": (("1m", 1024 * 1024), ("64k", 65536), "lots"),
     "journal_secrets": (("keep", "keep"), ("redact", "redact"), "show"),
     "max_sequences": (("7", 7), ("8", 8), "-3"),
+    "max_buckets": (("9", 9), ("10", 10), "none"),
     "admin_token": (("s3cret", "s3cret"), ("other", "other"), ""),
     "allowed_redirect_hosts": (("Example.org, api.test", ("example.org", "api.test")), ("a.test", ("a.test",)), None),
     "allowed_hosts": (("Mock.test, b.test", ("mock.test", "b.test")), ("c.test", ("c.test",)), None),

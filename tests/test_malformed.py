@@ -541,7 +541,8 @@ def test_max_connections_zero_means_no_limit(make_mockstatus):
 
 LIMIT_SETTINGS = {
     "max_body_size", "max_request_line", "max_header_size", "max_headers", "header_timeout", "body_timeout",
-    "max_connections", "max_delay", "journal_size", "journal_max_bytes", "max_sequences", "upgrade_idle_timeout",
+    "max_connections", "max_delay", "journal_size", "journal_max_bytes", "max_sequences", "max_buckets",
+    "upgrade_idle_timeout",
 }  # fmt: skip
 
 

@@ -234,7 +234,8 @@ def test_fault_header_sequence_and_random_choice(server):
         ("close-after-requests:2!!", "close-after-requests:N[!]"),
         ("stale-keepalive:soon", "stale-keepalive[:T]"),
         ("stale-keepalive:1s", "above the maximum of 0.2s"),
-        ("stall:1", "expected one of"),
+        ("stall:2", "the share '2'"),
+        ("stall-body:64:0.5:1", "the share '64:0.5:1'"),
     ],
 )
 def test_bad_fault_arguments_get_400_naming_the_form(server, value, says):

@@ -50,7 +50,7 @@
   for (const option of codeSelect.options) {
     views.set(option.value, { view: option.dataset.view, then: option.dataset.then || "200" });
   }
-  const fields = ["t-code", "t-list", "t-seq-name", "t-seq", "t-delay", "t-location", "t-headers", "t-fault", "t-accept"];
+  const fields = ["t-code", "t-list", "t-seq-name", "t-seq", "t-delay", "t-location", "t-limit", "t-outage", "t-headers", "t-fault", "t-accept"];
   let controller = null;
 
   const mode = () => form.querySelector('input[name="mode"]:checked').value;
@@ -91,6 +91,10 @@
     const fault = $("t-fault").value;
     if (delay) query.append("delay", delay);
     if (location) query.append("location", location);
+    const limit = $("t-limit").value.trim();
+    const outage = $("t-outage").value.trim();
+    if (limit) query.append("limit", limit);
+    if (outage) query.append("outage", outage);
     for (const line of $("t-headers").value.split("\n")) {
       const header = line.trim();
       if (!header) continue;
