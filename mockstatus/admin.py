@@ -24,6 +24,7 @@ from .durations import DURATION_FORM, parse_duration
 from .errors import admin_error
 from .journal import FILTERS, PAGING, parse_filters
 from .server import STATE
+from .store import DEFAULT_NAMESPACE, NAMESPACE_HEADER, StoreError, check_namespace
 from .tls import SCENARIO_DOMAIN, SCENARIOS, SERVING
 
 
@@ -104,10 +105,29 @@ def guarded(handler):
     return check
 
 
+def _namespace(request: web.Request) -> str:
+    """``?namespace=``, else the /ns/{namespace}/ prefix or the header, else the default; ValueError names a bad one."""
+    given = request.query.get("namespace")
+    if given is None:
+        given = request.match_info.get("namespace") or request.headers.get(NAMESPACE_HEADER)
+    return check_namespace(given) if given is not None else DEFAULT_NAMESPACE
+
+
+def store_error(exc: StoreError) -> web.Response:
+    response = admin_error(503, str(exc))
+    response.headers["X-Mockstatus-Error"] = "state-store"
+    return response
+
+
 @owner_only
 async def health(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return admin_json({"status": "ok", "version": __version__, "codes": len(state.catalog)})
+    checked = await state.store.health()
+    body = {"status": "ok", "version": __version__, "codes": len(state.catalog), **checked.details}
+    if checked.problem is not None:
+        # A readiness probe takes this replica out while its store is away.
+        return admin_json({**body, "status": "unavailable", "problem": checked.problem}, 503)
+    return admin_json(body)
 
 
 @guarded
@@ -119,11 +139,17 @@ async def codes(request: web.Request) -> web.Response:
 @guarded
 async def requests_list(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    given = dict(request.query)
+    given.pop("namespace", None)
     try:
-        filters = parse_filters(dict(request.query), FILTERS + PAGING)
+        namespace = _namespace(request)
+        filters = parse_filters(given, FILTERS + PAGING)
     except ValueError as exc:
         return admin_error(400, str(exc))
-    entries = state.journal.query(**filters, redact=not state.journal.keep_secrets)
+    try:
+        entries = await state.store.requests(namespace, dict(filters), not state.journal.keep_secrets)
+    except StoreError as exc:
+        return store_error(exc)
     head: dict = {"count": len(entries)}
     if "limit" in filters:
         # The id to pass as ?after= for the next page; null when this page is the last.
@@ -137,19 +163,34 @@ def _entry_json(entry) -> dict:
 
 @guarded
 async def requests_clear(request: web.Request) -> web.Response:
-    request.app[STATE].journal.clear()
+    try:
+        await request.app[STATE].store.clear_journal(_namespace(request))
+    except ValueError as exc:
+        return admin_error(400, str(exc))
+    except StoreError as exc:
+        return store_error(exc)
     return admin_json({"cleared": True})
 
 
 @guarded
 async def sequences_list(request: web.Request) -> web.Response:
-    return admin_json({"sequences": request.app[STATE].sequences.snapshot()})
+    try:
+        return admin_json({"sequences": await request.app[STATE].store.snapshot(_namespace(request))})
+    except ValueError as exc:
+        return admin_error(400, str(exc))
+    except StoreError as exc:
+        return store_error(exc)
 
 
 @guarded
 async def sequences_reset(request: web.Request) -> web.Response:
     name = request.match_info.get("name")
-    found = request.app[STATE].sequences.reset(name)
+    try:
+        found = await request.app[STATE].store.reset_sequences(_namespace(request), name)
+    except ValueError as exc:
+        return admin_error(400, str(exc))
+    except StoreError as exc:
+        return store_error(exc)
     if not found:
         return admin_error(404, f"no sequence named {name!r}")
     return admin_json({"reset": name or "all"})

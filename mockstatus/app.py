@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 
 from . import admin, handlers, page, protocol, tls
@@ -9,8 +11,59 @@ from .catalog import Catalog, load_catalog
 from .errors import error_for
 from .server import STATE, ServerState
 from .settings import Settings
+from .store import NAMESPACE, NAMESPACE_FORM
 
 ANY = "*"  # every method, the WebDAV ones included (423 Locked comes from WebDAV)
+
+
+NAMESPACE_PREFIX = "/ns/{namespace:[^/]+}"
+
+# The route table, in matching order.
+ROUTES = (
+    (ANY, "/", page.index),  # 405 for anything but GET/HEAD
+    ("GET", "/__mockstatus/health", admin.health),
+    ("GET", "/__mockstatus/codes", admin.codes),
+    ("GET", "/__mockstatus/ca.pem", admin.ca_pem),
+    ("GET", "/__mockstatus/tls", admin.tls_scenarios),
+    ("GET", "/__mockstatus/requests", admin.requests_list),
+    ("DELETE", "/__mockstatus/requests", admin.requests_clear),
+    ("GET", "/__mockstatus/sequences", admin.sequences_list),
+    ("DELETE", "/__mockstatus/sequences", admin.sequences_reset),
+    ("DELETE", "/__mockstatus/sequences/{name}", admin.sequences_reset),
+    ("GET", "/__mockstatus/buckets", admin.buckets_list),
+    ("DELETE", "/__mockstatus/buckets", admin.buckets_reset),
+    ("GET", "/__mockstatus/clock", admin.clock_show),
+    ("POST", "/__mockstatus/clock", admin.clock_advance),
+    ("DELETE", "/__mockstatus/clock", admin.clock_reset),
+    (ANY, "/__mockstatus/static/{name}", page.static),
+    (ANY, "/status", handlers.status_missing),
+    # [\s\S]*, not .*: a decoded %0A in the path must reach the handler (a 400 naming
+    # it), not fall through every route to aiohttp's bare "404: Not Found".
+    # The fast path is here too: status_handler answers a plain /status/NNN first thing.
+    (ANY, r"/status/{codes:[\s\S]*}", handlers.status_handler),
+    (ANY, r"/sequence/{name:[^/]+}/{codes:[\s\S]*}", handlers.sequence_handler),
+    (ANY, "/sequence", handlers.sequence_missing),
+    (ANY, "/sequence/{name:[^/]+}", handlers.sequence_missing),
+    # Everything else: 405 with Allow where the path exists for other methods, else 404.
+    (ANY, r"/{tail:[\s\S]*}", handlers.not_found),
+)
+
+
+def namespaced(handler):
+    """A route under /ns/{namespace}/: a 400 naming a bad namespace, else the route's own handler."""
+
+    @functools.wraps(handler)
+    async def check(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["namespace"]
+        if not NAMESPACE.fullmatch(name):
+            state = request.app[STATE]
+            state.journal.record(request, 400)
+            return error_for(
+                request, state.catalog, 400, f"bad namespace {name!r} in the path: expected {NAMESPACE_FORM}"
+            )
+        return await handler(request)
+
+    return check
 
 
 def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -> web.Application:
@@ -31,38 +84,29 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app[page.PAGES] = page.Pages(catalog)  # the browser page, rendered once per app
     app[tls.SERVING] = tls.Serving()  # filled in when HTTPS starts, maybe after the app
     expect = make_expect_handler(state)
+    app.on_startup.append(_start_store)
+    app.on_cleanup.append(_close_store)
 
     # Every route checks Expect (RFC 9110 §10.1.1): a body above --max-body-size
     # is refused before the client sends it, whatever the path.
-    app.router.add_route(ANY, "/", page.index, expect_handler=expect)  # 405 for anything but GET/HEAD
-    app.router.add_get("/__mockstatus/health", admin.health, expect_handler=expect)
-    app.router.add_get("/__mockstatus/codes", admin.codes, expect_handler=expect)
-    app.router.add_get("/__mockstatus/ca.pem", admin.ca_pem, expect_handler=expect)
-    app.router.add_get("/__mockstatus/tls", admin.tls_scenarios, expect_handler=expect)
-    app.router.add_get("/__mockstatus/requests", admin.requests_list, expect_handler=expect)
-    app.router.add_delete("/__mockstatus/requests", admin.requests_clear, expect_handler=expect)
-    app.router.add_get("/__mockstatus/sequences", admin.sequences_list, expect_handler=expect)
-    app.router.add_delete("/__mockstatus/sequences", admin.sequences_reset, expect_handler=expect)
-    app.router.add_delete("/__mockstatus/sequences/{name}", admin.sequences_reset, expect_handler=expect)
-    app.router.add_get("/__mockstatus/buckets", admin.buckets_list, expect_handler=expect)
-    app.router.add_delete("/__mockstatus/buckets", admin.buckets_reset, expect_handler=expect)
-    app.router.add_get("/__mockstatus/clock", admin.clock_show, expect_handler=expect)
-    app.router.add_post("/__mockstatus/clock", admin.clock_advance, expect_handler=expect)
-    app.router.add_delete("/__mockstatus/clock", admin.clock_reset, expect_handler=expect)
-    app.router.add_route(ANY, "/__mockstatus/static/{name}", page.static, expect_handler=expect)
-    app.router.add_route(ANY, "/status", handlers.status_missing, expect_handler=expect)
-    # [\s\S]*, not .*: a decoded %0A in the path must reach the handler (a 400 naming
-    # it), not fall through every route to aiohttp's bare "404: Not Found".
-    # The fast path is here too: status_handler answers a plain /status/NNN first thing.
-    app.router.add_route(ANY, r"/status/{codes:[\s\S]*}", handlers.status_handler, expect_handler=expect)
-    app.router.add_route(
-        ANY, r"/sequence/{name:[^/]+}/{codes:[\s\S]*}", handlers.sequence_handler, expect_handler=expect
-    )
-    app.router.add_route(ANY, "/sequence", handlers.sequence_missing, expect_handler=expect)
-    app.router.add_route(ANY, "/sequence/{name:[^/]+}", handlers.sequence_missing, expect_handler=expect)
-    # Everything else: 405 with Allow where the path exists for other methods, else 404.
-    app.router.add_route(ANY, r"/{tail:[\s\S]*}", handlers.not_found, expect_handler=expect)
+    # Each route is also served under a /ns/{namespace}/ prefix (the request's
+    # namespace: its sequences and journal), checked before its handler runs.
+    for prefix, wrap in ((NAMESPACE_PREFIX, namespaced), ("", None)):
+        for method, path, handler in ROUTES:
+            handler = wrap(handler) if wrap else handler
+            if method == "GET":  # and HEAD
+                app.router.add_get(prefix + path, handler, expect_handler=expect)
+            else:
+                app.router.add_route(method, prefix + path, handler, expect_handler=expect)
     return app
+
+
+async def _start_store(app: web.Application) -> None:
+    await app[STATE].store.start()
+
+
+async def _close_store(app: web.Application) -> None:
+    await app[STATE].store.close()
 
 
 def make_expect_handler(state: ServerState):

@@ -26,6 +26,7 @@ from .options import NO_OPTIONS, Asked, BadRequest, Options, has_options, parse_
 from .protocol import arrival
 from .sequences import SequenceConflict
 from .server import STATE, ServerState
+from .store import StoreError, namespace_of
 
 _WEIGHT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 _REPEAT = re.compile(r"[0-9]{1,5}", re.ASCII)
@@ -314,16 +315,21 @@ async def sequence_handler(request: web.Request) -> web.StreamResponse:
         if gated is not None:
             return gated
         try:
-            code, step = state.sequences.step(name, codes, text, options.cycle)
+            code, step, restarted = await state.store.step(namespace_of(request), name, codes, text, options.cycle)
         except SequenceConflict as exc:
             raise BadRequest(str(exc), 409) from None
+        except StoreError as exc:
+            # Never a silently local answer: the step is the store's to give.
+            response = _error(request, state, 500, str(exc))
+            response.headers["X-Mockstatus-Error"] = "state-store"
+            return response
         body_size, preview = await _read_body_unless_cut(request, state, options, code)
     except BadRequest as exc:
         return _error(request, state, exc.status, exc.message)
     extra = [*(limited or ()), ("X-Mockstatus-Sequence", name), ("X-Mockstatus-Step", str(step))]
     return await deliver(
         request, state, ask(request, code, options), extra=extra, body_size=body_size, preview=preview,
-        sequence=name, step=step, restarted=state.sequences.restarted(name),
+        sequence=name, step=step, restarted=restarted,
     )  # fmt: skip
 
 

@@ -60,6 +60,37 @@ def parse_filters(given: dict[str, Any], allowed: tuple[str, ...] = FILTERS) -> 
     return filters
 
 
+NAMESPACE_HEADER = "X-Mockstatus-Namespace"
+NAMESPACE_PREFIX = "/ns/"
+
+
+def split_namespace(path: str) -> tuple[str | None, str]:
+    """``/ns/ci-42/status/200`` -> ("ci-42", "/status/200"); a path without the prefix: (None, path)."""
+    if not path.startswith(NAMESPACE_PREFIX):
+        return None, path
+    parts = path.split("/", 3)  # "", "ns", namespace, the rest
+    return parts[2], "/" + (parts[3] if len(parts) > 3 else "")
+
+
+def matches(
+    data: dict[str, Any],
+    *,
+    path: str | None = None,
+    method: str | None = None,
+    sequence: str | None = None,
+    since: float | None = None,
+    status: int | None = None,
+) -> bool:
+    """The journal filters on an entry's JSON (a store's entries); ``Journal.query`` applies the same."""
+    return (
+        (path is None or data["path"] == path)
+        and (method is None or data["method"] == method.upper())
+        and (sequence is None or data["sequence"] == sequence)
+        and (since is None or data["time"] >= since)
+        and (status is None or data["status"] == status)
+    )
+
+
 def path_tail(path: str) -> str:
     """What a path has below its codes: ``/status/503/api/items`` -> ``/api/items``."""
     parts = path.split("/", 4)  # "", "status", codes, tail | "", "sequence", name, codes, tail
@@ -131,6 +162,7 @@ class JournalEntry:
     bytes_sent: int | None  # of a fault's reply, the bytes that went out (None: the whole reply)
     _size: int
     _redact: bool = False
+    replica: str | None = None
 
     @property
     def client(self) -> str | None:
@@ -141,7 +173,16 @@ class JournalEntry:
 
     @property
     def path(self) -> str:
-        return self._url.path
+        # Without a /ns/{namespace}/ prefix: the same path whichever way the namespace came.
+        return split_namespace(self._url.path)[1]
+
+    @property
+    def namespace(self) -> str:
+        """Worked out when read (recording keeps references only): the prefix, else the header."""
+        namespace = split_namespace(self._url.path)[0]
+        if namespace is None:
+            namespace = self._headers.get(NAMESPACE_HEADER)
+        return namespace or "default"
 
     @property
     def query(self) -> str:
@@ -170,6 +211,8 @@ class JournalEntry:
             "truncated": self.truncated,
             "fault": self.fault,
             "bytes_sent": self.bytes_sent,
+            # The process that served it: with --state redis://, every replica's entries are listed.
+            "replica": self.replica,
         }
 
     def _header_list(self) -> list[list[str]]:
@@ -199,6 +242,7 @@ class Journal:
         self.entry_bytes = entry_bytes
         self.keep_secrets = keep_secrets
         self.bytes = 0  # the sum of the entries' sizes
+        self.replica: str | None = None  # set by the store (store.replica_id)
 
     def record(
         self,
@@ -225,15 +269,13 @@ class Journal:
             url, headers = _cut(request, self.entry_bytes)
             kept, truncated = self.entry_bytes, True
         size = ENTRY_OVERHEAD + kept + FIELD_OVERHEAD * len(headers) + len(body_preview)
-        self._entries.append(
+        self._keep(
             (
                 self._next_id, time.time(), request.remote, request.method, url, headers, body_size,
                 body_preview, status, delay, client_gone, sequence, step, truncated, restarted,
                 fault, bytes_sent, size,
             )
         )  # fmt: skip
-        self._next_id += 1
-        self._grown(size)
 
     def record_fast_path(self, request, status: int) -> None:
         """``record`` for the fast path: a reply with no body, delay or sequence."""
@@ -243,24 +285,31 @@ class Journal:
             self.record(request, status)
             return
         size = ENTRY_OVERHEAD + kept + FIELD_OVERHEAD * len(raw)
-        self._entries.append(
+        self._keep(
             (
                 self._next_id, time.time(), request.remote, request.method, request.rel_url,
                 request.headers, 0, b"", status, 0.0, False, None, None, False, False, None, None, size,
             )
         )  # fmt: skip
-        self._next_id += 1
-        self._grown(size)
 
-    def _grown(self, size: int) -> None:
-        self.bytes += size
+    def _keep(self, fields: tuple) -> None:
+        """Keep one entry's fields (a store's journal sends them to the store instead)."""
+        self._entries.append(fields)
+        self._next_id += 1
+        self.bytes += fields[-1]
         entries = self._entries
         while len(entries) > self.size or (self.bytes > self.max_bytes and len(entries) > 1):
             self.bytes -= entries.popleft()[-1]
 
-    def clear(self) -> None:
-        self._entries.clear()
-        self.bytes = 0
+    def clear(self, namespace: str | None = None) -> None:
+        """Forget every entry, or a namespace's."""
+        if namespace is None:
+            self._entries.clear()
+            self.bytes = 0
+            return
+        kept = [fields for fields in self._entries if JournalEntry(*fields).namespace != namespace]
+        self._entries = collections.deque(kept)
+        self.bytes = sum(fields[-1] for fields in kept)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -276,6 +325,7 @@ class Journal:
         after: int | None = None,
         limit: int | None = None,
         redact: bool = False,
+        namespace: str | None = "default",
     ) -> list[JournalEntry]:
         """Entries oldest first; ``after`` (an id) and ``limit`` page through them.
 
@@ -286,7 +336,9 @@ class Journal:
         for fields in self._entries:
             if after is not None and fields[0] <= after:
                 continue
-            entry = JournalEntry(*fields, redact)
+            entry = JournalEntry(*fields, redact, self.replica)
+            if namespace is not None and entry.namespace != namespace:
+                continue
             if path is not None and entry.path != path:
                 continue
             if method is not None and entry.method != method.upper():

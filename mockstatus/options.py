@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from .catalog import CODE_FORM, CODE_PATTERN, FAULT_FORMS, FRAMING_HEADERS, ILLEGAL_VALUE, TOKEN, parse_fault
 from .durations import DURATION_FORM, DelaySpec, format_seconds, parse_delay, parse_duration
 from .settings import Settings
+from .store import NAMESPACE, NAMESPACE_FORM
 
 HEADER_PREFIX = "x-mockstatus-"
 RESPONSE_HEADER_PREFIX = "x-mockstatus-response-"
@@ -470,6 +471,10 @@ def parse_options(request, settings: Settings) -> Options:
             options.headers.append(_redirect_checked(header, settings))
             continue
         name = lowered[len(HEADER_PREFIX) :].replace("-", "_")
+        if name == "namespace":  # not an option of the reply: whose sequences and journal (store.py)
+            if not NAMESPACE.fullmatch(value):
+                raise BadRequest(f"bad namespace {value!r} in {key}: expected {NAMESPACE_FORM}")
+            continue
         if name == "header":
             raise BadRequest(f"bad header {key!r}: give response headers as X-Mockstatus-Response-<Name>: value")
         if name not in QUERY_NAMES:

@@ -28,6 +28,11 @@ Installing mockstatus gives every test suite these fixtures:
     (its own catalog overlay and settings, such as ``max_body_size=1024``) and
     returns it; every server it started stops when the test ends.  A bad
     ``config`` raises ``ConfigError`` at the call.
+``mockstatus_namespace``
+    Function scope.  A fresh namespace name for this test: pass it to
+    ``url(path, namespace=...)`` (the ``/ns/{namespace}/`` prefix) and
+    ``requests(namespace=...)``, so suites sharing one server (``--state
+    redis://...``) never see each other's sequences or journal.
 ``make_mockstatus_session``
     Session scope.  The same factory for fixtures of a wider scope (a module's
     server with its own settings): the servers it starts stop when the session
@@ -110,3 +115,11 @@ def make_mockstatus() -> Iterator[Callable[..., ThreadServer]]:
 def make_mockstatus_session() -> Iterator[Callable[..., ThreadServer]]:
     """Like ``make_mockstatus``, for wider-scoped fixtures; servers stop after the session."""
     yield from _started_servers()
+
+
+@pytest.fixture
+def mockstatus_namespace() -> str:
+    """A namespace of this test's own: its sequences and journal are apart from every other's."""
+    import secrets
+
+    return "t-" + secrets.token_hex(8)

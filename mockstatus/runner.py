@@ -35,6 +35,7 @@ from .options import check_catalog_redirects
 from .protocol import Listener, connection_limit
 from .server import STATE, access_log
 from .settings import Config, Settings, connect_host, resolve, server_url
+from .store import DEFAULT_NAMESPACE, check_namespace
 
 KEEPALIVE_BACKSTOP = 3600.0  # seconds
 WAIT_POLL = 0.01  # seconds between journal reads in wait_for_requests
@@ -419,15 +420,18 @@ class ThreadServer:
         assert self._server is not None
         return None if self._server.blackhole is None else self._server.blackhole.port
 
-    def url(self, path: str = "/") -> str:
-        return self.base_url + (path if path.startswith("/") else "/" + path)
+    def url(self, path: str = "/", namespace: str | None = None) -> str:
+        """A URL on this server; with ``namespace``, under its ``/ns/{namespace}/`` prefix."""
+        prefix = "" if namespace is None else "/ns/" + check_namespace(namespace)
+        return self.base_url + prefix + (path if path.startswith("/") else "/" + path)
 
     def call(self, func, *args):
         """Run ``func(*args)`` on the server's loop and return its result (thread-safe)."""
         assert self._loop is not None
 
         async def invoke():
-            return func(*args)
+            result = func(*args)
+            return await result if asyncio.iscoroutine(result) else result
 
         return asyncio.run_coroutine_threadsafe(invoke(), self._loop).result(10)
 
@@ -503,15 +507,21 @@ class ThreadServer:
         seconds = parse_duration(duration, what="advance")
         return self.call(self.state.clock.advance, seconds)
 
-    def requests(self, **filters: Any) -> list[dict[str, Any]]:
+    def requests(self, namespace: str = DEFAULT_NAMESPACE, **filters: Any) -> list[dict[str, Any]]:
         """The journal as dicts, filtered like ``GET /__mockstatus/requests``
-        (``path``, ``method``, ``sequence``, ``since``, ``status``)."""
+        (``path``, ``method``, ``sequence``, ``since``, ``status``), of one namespace."""
         try:
+            check_namespace(namespace)
             checked = parse_filters(filters)
         except ValueError as exc:
             # Raised here, in the caller's thread, so the test's own line shows.
             raise TypeError(f"requests(): {exc}") from None
-        return self.call(lambda: [entry.as_json() for entry in self.state.journal.query(**checked)])
+        store, redact = self.state.store, False
+
+        async def read():
+            return [entry.as_json() for entry in await store.requests(namespace, checked, redact)]
+
+        return self.call(read)
 
     def wait_for_requests(self, count: int = 1, timeout: float = 5.0, **filters: Any) -> list[dict[str, Any]]:
         """The journal entries matching ``filters`` once at least ``count`` have

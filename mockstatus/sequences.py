@@ -11,6 +11,15 @@ class SequenceConflict(Exception):
     pass
 
 
+def conflict_message(name: str, running: str, spec: str, namespace: str | None = None) -> str:
+    """The 409's text, the same from the memory and the Redis store."""
+    where = f"?namespace={namespace}" if namespace not in (None, "default") else ""
+    return (
+        f"sequence {name!r} is already running {running!r}, not {spec!r}; "
+        f"reset it with DELETE /__mockstatus/sequences/{name}{where} or use another name"
+    )
+
+
 @dataclasses.dataclass(slots=True)
 class Sequence:
     codes: tuple[int, ...]
@@ -54,10 +63,9 @@ class Sequences:
                 if len(self._evicted) > self.max_names:
                     self._evicted.popitem(last=False)
         elif sequence.codes != codes:
-            raise SequenceConflict(
-                f"sequence {name!r} is already running {sequence.spec!r}, not {spec!r}; "
-                f"reset it with DELETE /__mockstatus/sequences/{name} or use another name"
-            )
+            # A namespace's names are kept as "namespace/name" (store.MemoryStore).
+            namespace, _, bare = name.rpartition("/")
+            raise SequenceConflict(conflict_message(bare, sequence.spec, spec, namespace or None))
         else:
             self._items.move_to_end(name)
         step = sequence.step_for(sequence.calls, cycle)

@@ -1,5 +1,5 @@
 """One running server's context: its settings, catalog, precomputed replies,
-sequences, rate-limit buckets and their clock, journal, the replies in flight
+state store (sequences and journal), rate-limit buckets and their clock, the replies in flight
 and the fast-path table."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from .catalog import Catalog, StatusInfo
 from .journal import JOURNAL_BODY_PREVIEW, Journal
 from .kinds import kind_of
 from .limits import Buckets, Clock
-from .sequences import Sequences
 from .settings import Settings
+from .store import create as create_store
 
 # One line per request with --access-log (runner.py's access loggers), and a
 # line for a client that went away during a delay (delivery.py).
@@ -27,10 +27,13 @@ class ServerState:
         self.settings = settings
         self.catalog = catalog
         self.replies = Replies(catalog)
-        self.sequences = Sequences(settings.max_sequences)
-        self.journal = Journal(
-            settings.journal_size, settings.journal_max_bytes, keep_secrets=settings.journal_secrets == "keep"
+        # Sequences and the journal: in this process, or in Redis (--state).
+        self.store = create_store(
+            settings,
+            (settings.journal_size, settings.journal_max_bytes),
+            {"keep_secrets": settings.journal_secrets == "keep"},
         )
+        self.journal: Journal = self.store.journal
         self.clock = Clock()  # what rate limits and outages read; delays stay in real time
         self.buckets = Buckets(settings.max_buckets, self.clock)
         self.preview_size = JOURNAL_BODY_PREVIEW
@@ -46,10 +49,9 @@ class ServerState:
         }
         self.closing = False
 
-    def reset(self) -> None:
+    async def reset(self) -> None:
         """Forget per-test state: the journal, every sequence, bucket and outage, the test clock."""
-        self.journal.clear()
-        self.sequences.reset()
+        await self.store.reset()
         self.buckets.reset()
         self.clock.reset()
 

@@ -114,6 +114,36 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
     return parse
 
 
+def _state(text: Any) -> str:
+    """``memory``, or a Redis URL: ``redis://[:password@]host[:port][/db]`` (``rediss://`` for TLS)."""
+    from urllib.parse import urlsplit
+
+    raw = str(text).strip()
+    if raw == "memory":
+        return raw
+    form = "expected memory or a URL redis://[:password@]host[:port][/db] (rediss:// for TLS)"
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ValueError(f"bad state store {text!r}: {form}") from None
+    db = parts.path.strip("/")
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname or not (db == "" or db.isdigit()):
+        raise ValueError(f"bad state store {text!r}: {form}")
+    import importlib.util
+
+    if importlib.util.find_spec("redis") is None:
+        raise ValueError(f"state store {parts.scheme}:// needs the redis package: pip install 'mockstatus[redis]'")
+    return raw
+
+
+def _ttl(text: Any) -> float:
+    seconds = _seconds(text)
+    if seconds < 1:
+        raise ValueError(f"bad duration {text!r}: expected at least 1s")
+    return seconds
+
+
 def _host(text: Any) -> str:
     raw = str(text).strip()
     if not raw or any(c.isspace() for c in raw):
@@ -180,7 +210,7 @@ class Setting:
             return "on" if value else "off"
         if value is None or value == ():
             return "none"
-        if self.parse is _seconds:
+        if self.parse in (_seconds, _ttl):
             return format_seconds(value)
         return str(value)
 
@@ -269,6 +299,13 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "first port of the bad-TLS scenarios, one port each (0: free ports)",
     ),
+    Setting(
+        "state",
+        _state,
+        "memory",
+        "where sequences and the journal live: memory, or redis://host:port/db shared by replicas",
+    ),
+    Setting("sequence_ttl", _ttl, 3600.0, "with a Redis state store, how long an idle sequence name is kept"),
 )
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -313,6 +350,8 @@ class Settings:
     tls_ca_cert: str | None = _default("tls_ca_cert")
     tls_ca_key: str | None = _default("tls_ca_key")
     tls_scenario_ports: int | None = _default("tls_scenario_ports")
+    state: str = _default("state")
+    sequence_ttl: float = _default("sequence_ttl")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -1,0 +1,434 @@
+"""The state store: where sequences and the journal live, per namespace.
+
+``MemoryStore`` (``--state memory``, the default) keeps them in this process.
+``RedisStore`` (``--state redis://...``) keeps them in Redis, so replicas
+behind a load balancer step one sequence together and share one journal.
+Handlers and admin routes call the same async API on either; the one a
+server uses is chosen at start.
+
+Plain ``/status`` replies never touch the store: only sequences and the
+journal do, and the journal's writes to Redis go through a bounded
+background queue, never in a reply's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .journal import Journal, JournalEntry, matches
+from .sequences import Sequences, conflict_message
+
+DEFAULT_NAMESPACE = "default"
+NAMESPACE = re.compile(r"[A-Za-z0-9._~-]{1,64}", re.ASCII)
+NAMESPACE_FORM = "1-64 of A-Z a-z 0-9 . _ ~ -"
+NAMESPACE_HEADER = "X-Mockstatus-Namespace"
+KEY_PREFIX = "mockstatus:"
+JOURNAL_QUEUE = 10_000  # entries waiting for the Redis writer; above it they are dropped and counted
+JOURNAL_BATCH = 256  # entries written in one pipeline (one round trip)
+# A stopped store must fail a request quickly (a 500 naming it), not hold it.
+CONNECT_TIMEOUT = 1.0
+COMMAND_TIMEOUT = 2.0
+
+log = logging.getLogger("mockstatus")
+
+
+class StoreError(Exception):
+    """The store could not be reached or failed a command; the message names the problem."""
+
+
+def check_namespace(text: str) -> str:
+    if not NAMESPACE.fullmatch(text):
+        raise ValueError(f"bad namespace {text!r}: expected {NAMESPACE_FORM}")
+    return text
+
+
+def namespace_of(request) -> str:
+    """The request's namespace: the ``/ns/{namespace}/`` prefix, else the header, else the default.
+
+    Unchecked: the handlers check it (options.parse_options, app.namespaced).
+    """
+    name = request.match_info.get("namespace")
+    if name is None:
+        name = request.headers.get(NAMESPACE_HEADER)
+    return name or DEFAULT_NAMESPACE
+
+
+def replica_id() -> str:
+    """Names the process that served a journal entry: the host (a pod's name) and pid,
+    and a random part, so servers in one process differ."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def shown_url(url: str) -> str:
+    """A store URL for messages and health, its password hidden."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def run_length(codes: tuple[int, ...]) -> str:
+    """``(503, 503, 200)`` -> ``503*2,200``: the identity of a sequence's codes,
+    short, so two specs that spell the same codes differently do not conflict."""
+    parts: list[str] = []
+    index = 0
+    while index < len(codes):
+        end = index
+        while end < len(codes) and codes[end] == codes[index]:
+            end += 1
+        parts.append(f"{codes[index]}*{end - index}")
+        index = end
+    return ",".join(parts)
+
+
+class StoredEntry:
+    """A journal entry read back from the store: its JSON, with the id the store gave it."""
+
+    __slots__ = ("id", "data")
+
+    def __init__(self, entry_id: int, data: dict[str, Any]) -> None:
+        self.id = entry_id
+        self.data = data
+
+    def as_json(self) -> dict[str, Any]:
+        return self.data
+
+
+@dataclass
+class Health:
+    problem: str | None
+    details: dict[str, Any]
+
+
+class MemoryStore:
+    """This process's sequences and journal (the default: one server, the pytest plugin)."""
+
+    kind = "memory"
+
+    def __init__(self, settings, journal: Journal) -> None:
+        self.journal = journal
+        # One table for every namespace, so --max-sequences bounds them all;
+        # a namespace's names are kept as "namespace/name" ("/" is in neither).
+        self.sequences = Sequences(settings.max_sequences)
+        self.replica = replica_id()
+        journal.replica = self.replica
+
+    @staticmethod
+    def _key(namespace: str, name: str) -> str:
+        return name if namespace == DEFAULT_NAMESPACE else f"{namespace}/{name}"
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def step(
+        self, namespace: str, name: str, codes: tuple[int, ...], spec: str, cycle: bool
+    ) -> tuple[int, int, bool]:
+        """Advance ``name``: (code, step, restarted); SequenceConflict for other codes under the name."""
+        key = self._key(namespace, name)
+        code, step = self.sequences.step(key, codes, spec, cycle)
+        return code, step, self.sequences.restarted(key)
+
+    async def snapshot(self, namespace: str) -> dict[str, Any]:
+        prefix = "" if namespace == DEFAULT_NAMESPACE else namespace + "/"
+        return {
+            key[len(prefix) :]: value
+            for key, value in self.sequences.snapshot().items()
+            if ("/" not in key if not prefix else key.startswith(prefix))
+        }
+
+    async def reset_sequences(self, namespace: str, name: str | None = None) -> bool:
+        if name is not None:
+            return self.sequences.reset(self._key(namespace, name))
+        for key in await self.snapshot(namespace):
+            self.sequences.reset(self._key(namespace, key))
+        return True
+
+    async def requests(self, namespace: str, filters: dict[str, Any], redact: bool) -> list:
+        return self.journal.query(namespace=namespace, **filters, redact=redact)
+
+    async def clear_journal(self, namespace: str) -> None:
+        self.journal.clear(namespace)
+
+    async def reset(self) -> None:
+        """Everything, every namespace: the plugin's reset between tests."""
+        self.journal.clear()
+        self.sequences.reset()
+
+    async def health(self) -> Health:
+        return Health(None, {"store": "memory"})
+
+
+# One atomic step of a sequence (Redis runs a script without interleaving other
+# commands): check the codes for the 409, count the call, pick the step as
+# sequences.Sequence.step_for does, and push the idle expiry out again.
+# Only HMGET, HSET, PEXPIRE: commands Redis 6.2 and Valkey share.
+STEP_SCRIPT = """
+local cur = redis.call('HMGET', KEYS[1], 'codes', 'spec', 'calls')
+if cur[1] and cur[1] ~= ARGV[1] then
+  return {0, cur[2]}
+end
+local calls = tonumber(cur[3] or '0')
+local steps = tonumber(ARGV[3])
+local step
+if calls < steps then
+  step = calls + 1
+elseif ARGV[4] == '1' then
+  step = calls % steps + 1
+else
+  step = steps
+end
+if not cur[1] then
+  redis.call('HSET', KEYS[1], 'codes', ARGV[1], 'spec', ARGV[2], 'steps', steps)
+end
+redis.call('HSET', KEYS[1], 'calls', calls + 1, 'last_step', step, 'cycle', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {step, ''}
+"""
+
+# One journal entry: its id from the namespace's counter (ids keep growing
+# across clears, as in memory), added to the capped stream as 0-<id> so
+# ?after= is an exclusive XRANGE.
+APPEND_SCRIPT = """
+local id = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '0-' .. id, 'e', ARGV[2])
+return id
+"""
+
+
+class StoreJournal(Journal):
+    """The journal's recording side for a Redis store: entries go to a bounded
+    queue that a background task writes in batches; when it is full they are dropped and counted."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue: asyncio.Queue[tuple] = asyncio.Queue(JOURNAL_QUEUE)
+        self.dropped = 0
+
+    def _keep(self, fields: tuple) -> None:
+        try:
+            self.queue.put_nowait(fields)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+
+class RedisStore:
+    """Sequences and the journal in Redis (or Valkey), shared by every replica."""
+
+    kind = "redis"
+
+    def __init__(self, settings, journal: StoreJournal) -> None:
+        import redis.asyncio
+
+        self.url = settings.state
+        self.shown = shown_url(settings.state)
+        self.ttl_ms = max(1, int(settings.sequence_ttl * 1000))
+        self.journal = journal
+        self.replica = replica_id()
+        journal.replica = self.replica
+        self.redis = redis.asyncio.from_url(
+            settings.state,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=COMMAND_TIMEOUT,
+            decode_responses=True,
+        )
+        self._step = self.redis.register_script(STEP_SCRIPT)
+        self._append = self.redis.register_script(APPEND_SCRIPT)
+        self._writer: asyncio.Task | None = None
+        self.errors = 0  # commands that failed (the metrics and health say so)
+        self.last_error: str | None = None
+
+    # -- keys --------------------------------------------------------------------
+
+    @staticmethod
+    def _seq_key(namespace: str, name: str) -> str:
+        return f"{KEY_PREFIX}{namespace}:seq:{name}"
+
+    @staticmethod
+    def _journal_keys(namespace: str) -> tuple[str, str]:
+        return f"{KEY_PREFIX}{namespace}:journal", f"{KEY_PREFIX}{namespace}:journal:id"
+
+    def _failed(self, exc: BaseException) -> StoreError:
+        self.errors += 1
+        text = str(exc) or type(exc).__name__
+        self.last_error = f"state store {self.shown} failed: {text}"
+        return StoreError(self.last_error)
+
+    async def _call(self, coro):
+        from redis.exceptions import RedisError
+
+        try:
+            return await coro
+        except (TimeoutError, RedisError, OSError) as exc:
+            raise self._failed(exc) from None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._write_journal())
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            # What is queued gets a moment to go out, then the writer stops.
+            for _ in range(20):
+                if self.journal.queue.empty():
+                    break
+                await asyncio.sleep(0.05)
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+        await self.redis.aclose()
+
+    # -- sequences ---------------------------------------------------------------
+
+    async def step(
+        self, namespace: str, name: str, codes: tuple[int, ...], spec: str, cycle: bool
+    ) -> tuple[int, int, bool]:
+        from .sequences import SequenceConflict
+
+        args = [run_length(codes), spec, len(codes), "1" if cycle else "0", self.ttl_ms]
+        step, running = await self._call(self._step(keys=[self._seq_key(namespace, name)], args=args))
+        if step == 0:
+            raise SequenceConflict(conflict_message(name, running, spec, namespace))
+        # An expired name starts again at step 1 like a new one: nothing is kept to tell them apart.
+        return codes[step - 1], step, False
+
+    async def _names(self, namespace: str) -> list[str]:
+        prefix = self._seq_key(namespace, "")
+        keys = [key async for key in self.redis.scan_iter(match=prefix + "*", count=500)]
+        return sorted(key[len(prefix) :] for key in keys)
+
+    async def snapshot(self, namespace: str) -> dict[str, Any]:
+        from .handlers import parse_sequence  # the spec's codes, as the request gave them
+
+        async def read() -> dict[str, Any]:
+            names = await self._names(namespace)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hgetall(self._seq_key(namespace, name))
+                rows = await pipe.execute()
+            snapshot = {}
+            for name, row in zip(names, rows):
+                if not row:
+                    continue  # expired between the scan and the read
+                codes = parse_sequence(row["spec"])
+                calls, last = int(row["calls"]), int(row["last_step"])
+                steps = len(codes)
+                cycle = row.get("cycle") == "1"
+                next_step = calls + 1 if calls < steps else (calls % steps + 1 if cycle else steps)
+                snapshot[name] = {
+                    "spec": row["spec"],
+                    "steps": steps,
+                    "calls": calls,
+                    "last_step": last,
+                    "last_code": codes[last - 1],
+                    "next_step": next_step,
+                    "next_code": codes[next_step - 1],
+                    "restarted": False,
+                }
+            return snapshot
+
+        return await self._call(read())
+
+    async def reset_sequences(self, namespace: str, name: str | None = None) -> bool:
+        if name is not None:
+            return bool(await self._call(self.redis.delete(self._seq_key(namespace, name))))
+
+        async def delete_all() -> None:
+            names = await self._names(namespace)
+            if names:
+                await self.redis.delete(*(self._seq_key(namespace, n) for n in names))
+
+        await self._call(delete_all())
+        return True
+
+    # -- the journal -------------------------------------------------------------
+
+    async def _write_journal(self) -> None:
+        from redis.exceptions import RedisError
+
+        queue = self.journal.queue
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < JOURNAL_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            redact = not self.journal.keep_secrets
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for fields in batch:
+                        entry = JournalEntry(*fields, redact)
+                        data = entry.as_json()
+                        namespace = entry.namespace
+                        if not NAMESPACE.fullmatch(namespace):
+                            namespace = DEFAULT_NAMESPACE  # a bad one was refused with a 400
+                        data["namespace"] = namespace
+                        await self._append(
+                            keys=list(self._journal_keys(namespace)),
+                            args=[self.journal.size, json.dumps(data, separators=(",", ":"))],
+                            client=pipe,
+                        )
+                    await pipe.execute()
+            except (TimeoutError, RedisError, OSError) as exc:
+                self._failed(exc)
+                self.journal.dropped += len(batch)
+            except Exception:  # a bug must not stop the writer for good
+                log.exception("journal writer")
+                self.journal.dropped += len(batch)
+
+    async def requests(self, namespace: str, filters: dict[str, Any], redact: bool) -> list:
+        after = filters.pop("after", None)
+        limit = filters.pop("limit", None)
+        key, _ = self._journal_keys(namespace)
+        rows = await self._call(self.redis.xrange(key, min=f"(0-{after}" if after else "-", max="+"))
+        found = []
+        for stream_id, fields in rows:
+            data = json.loads(fields["e"])
+            data["id"] = int(stream_id.partition("-")[2])
+            if matches(data, **filters):
+                found.append(StoredEntry(data["id"], data))
+                if limit is not None and len(found) >= limit:
+                    break
+        return found
+
+    async def clear_journal(self, namespace: str) -> None:
+        await self._call(self.redis.delete(self._journal_keys(namespace)[0]))
+
+    async def reset(self) -> None:
+        """Every namespace's sequences and journal (the plugin's reset between tests)."""
+
+        async def delete_all() -> None:
+            keys = [key async for key in self.redis.scan_iter(match=KEY_PREFIX + "*", count=500)]
+            journals = [k for k in keys if k.endswith(":journal") or ":seq:" in k]
+            if journals:
+                await self.redis.delete(*journals)
+
+        await self._call(delete_all())
+
+    async def health(self) -> Health:
+        details: dict[str, Any] = {"store": self.shown, "journal_dropped": self.journal.dropped}
+        try:
+            await self._call(self.redis.ping())
+        except StoreError as exc:
+            return Health(str(exc), details)
+        return Health(None, details)
+
+
+def create(settings, journal_args: tuple, journal_kwargs: dict) -> MemoryStore | RedisStore:
+    if settings.state == "memory":
+        return MemoryStore(settings, Journal(*journal_args, **journal_kwargs))
+    return RedisStore(settings, StoreJournal(*journal_args, **journal_kwargs))
