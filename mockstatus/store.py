@@ -73,9 +73,8 @@ def shown_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    netloc = f"{parts.username or ''}:***@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def run_length(codes: tuple[int, ...]) -> str:
@@ -90,6 +89,15 @@ def run_length(codes: tuple[int, ...]) -> str:
         parts.append(f"{codes[index]}*{end - index}")
         index = end
     return ",".join(parts)
+
+
+def expand(text: str) -> tuple[int, ...]:
+    """``run_length`` undone: ``503*2,200`` -> ``(503, 503, 200)``."""
+    codes: list[int] = []
+    for part in text.split(","):
+        code, _, count = part.partition("*")
+        codes.extend([int(code)] * int(count))
+    return tuple(codes)
 
 
 class StoredEntry:
@@ -314,8 +322,6 @@ class RedisStore:
         return sorted(key[len(prefix) :] for key in keys)
 
     async def snapshot(self, namespace: str) -> dict[str, Any]:
-        from .handlers import parse_sequence  # the spec's codes, as the request gave them
-
         async def read() -> dict[str, Any]:
             names = await self._names(namespace)
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -326,7 +332,7 @@ class RedisStore:
             for name, row in zip(names, rows):
                 if not row:
                     continue  # expired between the scan and the read
-                codes = parse_sequence(row["spec"])
+                codes = expand(row["codes"])
                 calls, last = int(row["calls"]), int(row["last_step"])
                 steps = len(codes)
                 cycle = row.get("cycle") == "1"
@@ -371,7 +377,7 @@ class RedisStore:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for fields in batch:
-                        entry = JournalEntry(*fields, redact)
+                        entry = JournalEntry(*fields, redact, self.replica)
                         data = entry.as_json()
                         namespace = entry.namespace
                         if not NAMESPACE.fullmatch(namespace):

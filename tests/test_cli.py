@@ -202,6 +202,8 @@ VALUES = {
     "tls_ca_cert": (("ca.pem", "ca.pem"), ("other.pem", "other.pem"), None),
     "tls_ca_key": (("ca-key.pem", "ca-key.pem"), ("other-key.pem", "other-key.pem"), None),
     "tls_scenario_ports": (("9000", 9000), ("0", 0), "65530"),
+    "state": (("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"), ("memory", "memory"), "mysql://db/1"),
+    "sequence_ttl": (("30m", 1800.0), ("2h", 7200.0), "0s"),
 }
 
 

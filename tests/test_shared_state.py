@@ -1,0 +1,289 @@
+"""Shared-service mode: sequences and the journal in a real Redis (Debian's redis-server),
+several replicas on one store, namespaces, and what a replica does while its store is away."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port: no persistence, in a tmp dir."""
+
+    def __init__(self, where: Path) -> None:
+        self.where = where
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        argv += ["--dir", str(self.where)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if redis.Redis(port=self.port, socket_timeout=1).ping():
+                    return
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, decode_responses=True)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    if REDIS_SERVER is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed (.ci/run installs Debian's)")
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Replica:
+    """``python -m mockstatus serve --port 0 --state ...``: a process of its own."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mockstatus", "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        )  # fmt: skip
+        line = self.proc.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert found, f"no listening line: {line!r} {self.proc.stderr.read() if self.proc.poll() is not None else ''}"
+        self.base_url = found.group(0)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.communicate(timeout=10)
+
+
+@pytest.fixture
+def replicas(redis_server):
+    started = [Replica("--state", redis_server.url) for _ in range(3)]
+    try:
+        yield started
+    finally:
+        for replica in started:
+            replica.stop()
+
+
+def wait_for_journal(url: str, count: int, timeout: float = 10.0) -> dict:
+    """The journal as one replica lists it, once ``count`` entries are there
+    (another replica's writer sends its entries in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = requests.get(url, timeout=5).json()
+        if body["count"] >= count or time.monotonic() > deadline:
+            return body
+        time.sleep(0.05)
+
+
+# --- the key test: three processes, one Redis -------------------------------------------
+
+
+def test_sequence_503x100_then_200_across_three_replicas_and_one_journal(replicas):
+    async def hammer() -> list[tuple[int, int]]:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+            async def one(index: int) -> tuple[int, int]:
+                base = replicas[index % 3].base_url
+                async with session.get(f"{base}/sequence/x/503*100,200") as response:
+                    await response.read()
+                    return response.status, int(response.headers["X-Mockstatus-Step"])
+
+            return await asyncio.gather(*(one(i) for i in range(300)))
+
+    results = asyncio.run(hammer())
+    assert Counter(status for status, _ in results) == {503: 100, 200: 200}
+    # One atomic step per request across every replica: steps 1-100 once each, then the last step repeats.
+    steps = Counter(step for _, step in results)
+    assert all(steps[step] == 1 for step in range(1, 101)) and steps[101] == 200
+    replica_ids = set()
+    for replica in replicas:
+        journal = wait_for_journal(f"{replica.base_url}/__mockstatus/requests?sequence=x", 300)
+        assert journal["count"] == 300
+        assert Counter(entry["status"] for entry in journal["requests"]) == {503: 100, 200: 200}
+        replica_ids |= {entry["replica"] for entry in journal["requests"]}
+    assert len(replica_ids) == 3
+    # Every replica reads the one snapshot.
+    for replica in replicas:
+        snapshot = requests.get(f"{replica.base_url}/__mockstatus/sequences", timeout=5).json()["sequences"]
+        assert snapshot["x"]["calls"] == 300 and snapshot["x"]["next_code"] == 200
+
+
+def test_a_reset_on_one_replica_is_seen_by_all(replicas):
+    first, second, _ = replicas
+    assert requests.get(f"{first.base_url}/sequence/pay/503,200", timeout=5).status_code == 503
+    assert requests.delete(f"{second.base_url}/__mockstatus/sequences/pay", timeout=5).status_code == 200
+    assert requests.get(f"{first.base_url}/sequence/pay/503,200", timeout=5).status_code == 503
+
+
+# --- the same semantics as one process ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/sequence/s/503*2,200", "/sequence/s/503*2,200?cycle=true", "/sequence/s/500,502,503?cycle=1", "/sequence/s/204"],
+)
+def test_steps_from_redis_are_the_steps_from_memory(path, redis_server, make_mockstatus):
+    memory, shared = make_mockstatus(), make_mockstatus(state=redis_server.url)
+    for _ in range(7):
+        got = [requests.get(server.url(path), timeout=5) for server in (memory, shared)]
+        assert got[0].status_code == got[1].status_code
+        assert got[0].headers["X-Mockstatus-Step"] == got[1].headers["X-Mockstatus-Step"]
+    snapshots = [requests.get(server.url("/__mockstatus/sequences"), timeout=5).json() for server in (memory, shared)]
+    assert snapshots[0] == snapshots[1]
+
+
+def test_conflict_409_says_what_memory_says(redis_server, make_mockstatus):
+    messages = []
+    for server in (make_mockstatus(), make_mockstatus(state=redis_server.url)):
+        assert requests.get(server.url("/sequence/pay/503*2,200"), timeout=5).status_code == 503
+        # The same codes spelt another way are no conflict.
+        assert requests.get(server.url("/sequence/pay/503,503,200"), timeout=5).status_code == 503
+        response = requests.get(server.url("/sequence/pay/500,200"), headers={"Accept": "application/json"}, timeout=5)
+        assert response.status_code == 409
+        messages.append(response.json())
+    assert messages[0] == messages[1]
+
+
+def test_an_idle_sequence_expires_after_sequence_ttl(redis_server, make_mockstatus):
+    server = make_mockstatus(state=redis_server.url, sequence_ttl=90)
+    requests.get(server.url("/sequence/idle/503,200"), timeout=5)
+    ttl = redis_server.client().pttl("mockstatus:default:seq:idle")
+    assert 85_000 < ttl <= 90_000
+
+
+# --- namespaces --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["memory", "redis"])
+def test_namespaces_isolate_sequences_journal_and_resets(shared, request, make_mockstatus):
+    settings = {"state": request.getfixturevalue("redis_server").url} if shared else {}
+    server = make_mockstatus(**settings)
+    one, two = server.url("/sequence/pay/503,200", namespace="suite-a"), server.url("/sequence/pay/503,200")
+    by_header = {"X-Mockstatus-Namespace": "suite-b"}
+    assert requests.get(one, timeout=5).status_code == 503
+    assert requests.get(one, timeout=5).status_code == 200
+    # Another namespace (by header) and the default one each start at step 1.
+    assert requests.get(two, headers=by_header, timeout=5).status_code == 503
+    assert requests.get(two, timeout=5).status_code == 503
+    assert requests.get(server.url("/status/418", namespace="suite-a"), timeout=5).status_code == 418
+
+    def journal(namespace: str | None) -> list[tuple[str, int]]:
+        query = f"?namespace={namespace}" if namespace else ""
+        body = wait_for_journal(server.url("/__mockstatus/requests" + query), 1)
+        return [(entry["path"], entry["status"]) for entry in body["requests"]]
+
+    deadline = time.monotonic() + 5
+    while len(journal("suite-a")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert journal("suite-a") == [("/sequence/pay/503,200", 503), ("/sequence/pay/503,200", 200), ("/status/418", 418)]
+    assert journal("suite-b") == [("/sequence/pay/503,200", 503)]
+    assert journal(None) == [("/sequence/pay/503,200", 503)]
+    # The path prefix also names the namespace for admin routes.
+    prefixed = requests.get(server.url("/__mockstatus/sequences", namespace="suite-a"), timeout=5).json()
+    assert prefixed["sequences"]["pay"]["calls"] == 2
+    # A reset in one namespace leaves the others.
+    assert requests.delete(server.url("/__mockstatus/sequences?namespace=suite-a"), timeout=5).status_code == 200
+    assert requests.delete(server.url("/__mockstatus/requests?namespace=suite-a"), timeout=5).status_code == 200
+    assert requests.get(one, timeout=5).status_code == 503
+    assert requests.get(two, headers=by_header, timeout=5).status_code == 200
+    assert journal("suite-b") == [("/sequence/pay/503,200", 503), ("/sequence/pay/503,200", 200)]
+
+
+@pytest.mark.parametrize(
+    "how,value",
+    [("header", "bad name!"), ("header", "x" * 65), ("path", "bad%20name"), ("query", "a/b")],
+)
+def test_bad_namespace_is_a_400_naming_it(how, value, mockstatus):
+    if how == "header":
+        response = requests.get(mockstatus.url("/sequence/a/503"), headers={"X-Mockstatus-Namespace": value})
+    elif how == "path":
+        response = requests.get(mockstatus.base_url + f"/ns/{value}/status/200")
+    else:
+        response = requests.get(mockstatus.url(f"/__mockstatus/sequences?namespace={value}"))
+    assert response.status_code == 400
+    shown = value.replace("%20", " ")
+    assert f"bad namespace {shown!r}" in response.text and "1-64 of A-Z a-z 0-9" in response.text
+
+
+def test_plugin_gives_each_test_a_namespace(mockstatus, mockstatus_namespace):
+    assert requests.get(mockstatus.url("/sequence/n/503,200", namespace=mockstatus_namespace)).status_code == 503
+    assert requests.get(mockstatus.url("/sequence/n/503,200")).status_code == 503
+    assert [e["status"] for e in mockstatus.requests(namespace=mockstatus_namespace)] == [503]
+    assert [e["path"] for e in mockstatus.requests()] == ["/sequence/n/503,200"]
+
+
+# --- when the store goes away ------------------------------------------------------------
+
+
+def test_redis_stopped_then_back_health_503_sequence_500_status_200(redis_server, make_mockstatus):
+    server = make_mockstatus(state=redis_server.url)
+    assert requests.get(server.url("/__mockstatus/health"), timeout=5).json()["status"] == "ok"
+    assert requests.get(server.url("/sequence/r/503,200"), timeout=5).status_code == 503
+    redis_server.stop()
+
+    health = requests.get(server.url("/__mockstatus/health"), timeout=5)
+    assert health.status_code == 503
+    assert health.json()["status"] == "unavailable"
+    assert f"state store {redis_server.url} failed" in health.json()["problem"]
+    step = requests.get(server.url("/sequence/r/503,200"), timeout=5)
+    assert step.status_code == 500
+    assert step.headers["X-Mockstatus-Error"] == "state-store"
+    assert f"state store {redis_server.url} failed" in step.text
+    # Plain replies never touch the store.
+    assert requests.get(server.url("/status/200"), timeout=5).status_code == 200
+    assert requests.get(server.url("/status/503?delay=10ms"), timeout=5).status_code == 503
+
+    redis_server.start()  # an empty Redis on the same port: the client reconnects by itself
+    deadline = time.monotonic() + 5
+    while requests.get(server.url("/__mockstatus/health"), timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "health did not recover"
+        time.sleep(0.05)
+    assert requests.get(server.url("/sequence/r/503,200"), timeout=5).status_code == 503
+    assert requests.get(server.url("/sequence/r/503,200"), timeout=5).status_code == 200
+
+
+def test_a_password_is_not_shown(redis_server, make_mockstatus):
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"  # nothing listens there
+    server = make_mockstatus(state=url)
+    health = requests.get(server.url("/__mockstatus/health"), timeout=5)
+    assert health.status_code == 503 and "hunter2" not in health.text and ":***@" in health.text
