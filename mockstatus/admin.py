@@ -131,6 +131,14 @@ async def health(request: web.Request) -> web.Response:
 
 
 @guarded
+async def metrics(request: web.Request) -> web.Response:
+    """This replica's counters, in the Prometheus text format (metrics.py)."""
+    from .metrics import CONTENT_TYPE, render
+
+    return web.Response(body=render(request.app[STATE]), headers={"Content-Type": CONTENT_TYPE})
+
+
+@guarded
 async def codes(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return admin_json({"version": __version__, "codes": [info.as_json() for info in state.catalog]})

@@ -22,6 +22,7 @@ NAMESPACE_PREFIX = "/ns/{namespace:[^/]+}"
 ROUTES = (
     (ANY, "/", page.index),  # 405 for anything but GET/HEAD
     ("GET", "/__mockstatus/health", admin.health),
+    ("GET", "/__mockstatus/metrics", admin.metrics),
     ("GET", "/__mockstatus/codes", admin.codes),
     ("GET", "/__mockstatus/ca.pem", admin.ca_pem),
     ("GET", "/__mockstatus/tls", admin.tls_scenarios),

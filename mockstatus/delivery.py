@@ -78,6 +78,8 @@ async def deliver(
     if fault is not None and options.fault_rate is not None and options.random().random() >= options.fault_rate:
         fault = None  # fault=reset:0.1: this request is one of the nine in ten answered normally
     delay = _pick_delay(state, info, options)
+    if delay > 0:
+        state.delays.observe(delay)
     task = asyncio.current_task()
     state.in_flight.add(task)  # type: ignore[arg-type]
     try:

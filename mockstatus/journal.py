@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
 
+from .metrics import method_label
+
 if TYPE_CHECKING:
     from multidict import CIMultiDictProxy
     from yarl import URL
@@ -243,6 +245,8 @@ class Journal:
         self.keep_secrets = keep_secrets
         self.bytes = 0  # the sum of the entries' sizes
         self.replica: str | None = None  # set by the store (store.replica_id)
+        # Requests answered by (status, method label, fault kind): what the metrics count.
+        self.counts: collections.Counter[tuple[int, str, str | None]] = collections.Counter()
 
     def record(
         self,
@@ -259,6 +263,7 @@ class Journal:
         fault: str | None = None,
         bytes_sent: int | None = None,
     ) -> None:
+        self.counts[(status, method_label(request.method), fault and fault.partition(":")[0])] += 1
         # A plain tuple of references: the cheapest thing to build on every
         # request; ``query`` makes JournalEntry objects of the few that are read.
         # A request above the per-entry budget is copied, cut, instead.
@@ -284,6 +289,7 @@ class Journal:
         if kept > self.entry_bytes:
             self.record(request, status)
             return
+        self.counts[(status, method_label(request.method), None)] += 1
         size = ENTRY_OVERHEAD + kept + FIELD_OVERHEAD * len(raw)
         self._keep(
             (

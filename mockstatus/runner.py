@@ -206,6 +206,7 @@ async def start(
         body_timeout=settings.body_timeout,
         max_connections=connection_limit(settings.max_connections),
     )
+    app[STATE].open_connections = listener.connections.__len__
     sockets = [sock] if sock is not None else listening_sockets(settings.host, settings.port)
     listener.serve(sockets)
     bound = sockets[0].getsockname()

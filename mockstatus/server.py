@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -14,6 +15,7 @@ from .catalog import Catalog, StatusInfo
 from .journal import JOURNAL_BODY_PREVIEW, Journal
 from .kinds import kind_of
 from .limits import Buckets, Clock
+from .metrics import Delays
 from .settings import Settings
 from .store import create as create_store
 
@@ -48,6 +50,9 @@ class ServerState:
             if kind_of(info.kind)[0].fast and not (info.delay if info.delay is not None else settings.default_delay)
         }
         self.closing = False
+        self.delays = Delays()  # the applied delays, for the metrics
+        # Client connections open now: the connection layer's count, once the server listens.
+        self.open_connections: Callable[[], int] = lambda: 0
 
     async def reset(self) -> None:
         """Forget per-test state: the journal, every sequence, bucket and outage, the test clock."""

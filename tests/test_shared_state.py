@@ -269,6 +269,9 @@ def test_redis_stopped_then_back_health_503_sequence_500_status_200(redis_server
     assert step.status_code == 500
     assert step.headers["X-Mockstatus-Error"] == "state-store"
     assert f"state store {redis_server.url} failed" in step.text
+    metrics = requests.get(server.url("/__mockstatus/metrics"), timeout=5).text
+    assert float(re.search(r"^mockstatus_store_errors_total (\S+)$", metrics, re.M).group(1)) >= 2
+    assert 'mockstatus_build_info{store="redis"' in metrics
     # Plain replies never touch the store.
     assert requests.get(server.url("/status/200"), timeout=5).status_code == 200
     assert requests.get(server.url("/status/503?delay=10ms"), timeout=5).status_code == 503
