@@ -397,6 +397,7 @@ class RedisStore:
                 self.journal.dropped += len(batch)
 
     async def requests(self, namespace: str, filters: dict[str, Any], redact: bool) -> list:
+        filters = dict(filters)
         after = filters.pop("after", None)
         limit = filters.pop("limit", None)
         key, _ = self._journal_keys(namespace)
@@ -415,7 +416,8 @@ class RedisStore:
         await self._call(self.redis.delete(self._journal_keys(namespace)[0]))
 
     async def reset(self) -> None:
-        """Every namespace's sequences and journal (the plugin's reset between tests)."""
+        """Every namespace's sequences and journal in this Redis (``ThreadServer.reset``):
+        a suite sharing a Redis with others keeps to its namespace's admin routes instead."""
 
         async def delete_all() -> None:
             keys = [key async for key in self.redis.scan_iter(match=KEY_PREFIX + "*", count=500)]
