@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 
@@ -87,6 +88,12 @@ class Sequences:
             return True
         self._evicted.pop(name, None)
         return self._items.pop(name, None) is not None
+
+    def reset_matching(self, match: Callable[[str], bool]) -> None:
+        """Reset every name ``match`` accepts (a namespace's), the evicted ones' memory included."""
+        for table in (self._items, self._evicted):
+            for name in [name for name in table if match(name)]:
+                del table[name]
 
     def snapshot(self) -> dict[str, Any]:
         snapshot = {}

@@ -37,6 +37,7 @@ JOURNAL_BATCH = 256  # entries written in one pipeline (one round trip)
 # A stopped store must fail a request quickly (a 500 naming it), not hold it.
 CONNECT_TIMEOUT = 1.0
 COMMAND_TIMEOUT = 2.0
+CLOSE_TIMEOUT = 2.0  # on shutdown, for the journal's last entries to go out
 
 log = logging.getLogger("mockstatus")
 
@@ -161,8 +162,10 @@ class MemoryStore:
     async def reset_sequences(self, namespace: str, name: str | None = None) -> bool:
         if name is not None:
             return self.sequences.reset(self._key(namespace, name))
-        for key in await self.snapshot(namespace):
-            self.sequences.reset(self._key(namespace, key))
+        if namespace == DEFAULT_NAMESPACE:
+            self.sequences.reset_matching(lambda key: "/" not in key)
+        else:
+            self.sequences.reset_matching(lambda key: key.startswith(namespace + "/"))
         return True
 
     async def requests(self, namespace: str, filters: dict[str, Any], redact: bool) -> list:
@@ -223,7 +226,7 @@ class StoreJournal(Journal):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.queue: asyncio.Queue[tuple] = asyncio.Queue(JOURNAL_QUEUE)
+        self.queue: asyncio.Queue[tuple | None] = asyncio.Queue(JOURNAL_QUEUE)
         self.dropped = 0
 
     def _keep(self, fields: tuple) -> None:
@@ -289,18 +292,21 @@ class RedisStore:
         self._writer = asyncio.get_running_loop().create_task(self._write_journal())
 
     async def close(self) -> None:
-        if self._writer is not None:
-            # What is queued gets a moment to go out, then the writer stops.
-            for _ in range(20):
-                if self.journal.queue.empty():
-                    break
-                await asyncio.sleep(0.05)
-            self._writer.cancel()
+        writer = self._writer
+        if writer is not None:
+            # The writer stops at the marker, once what was queued before it is written;
+            # a cancel in the middle of a pipeline can leave redis-py waiting for good.
             try:
-                await self._writer
-            except asyncio.CancelledError:
-                pass
-        await self.redis.aclose()
+                self.journal.queue.put_nowait(None)
+            except asyncio.QueueFull:
+                writer.cancel()
+            done, _ = await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT)
+            if not done:
+                writer.cancel()
+        try:
+            await asyncio.wait_for(self.redis.aclose(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.info("state store %s: connections not closed within %gs", self.shown, CLOSE_TIMEOUT)
 
     # -- sequences ---------------------------------------------------------------
 
@@ -369,10 +375,13 @@ class RedisStore:
         from redis.exceptions import RedisError
 
         queue = self.journal.queue
-        while True:
+        last = False
+        while not last:
             batch = [await queue.get()]
             while len(batch) < JOURNAL_BATCH and not queue.empty():
                 batch.append(queue.get_nowait())
+            if None in batch:  # close(): the server is stopping
+                batch, last = batch[: batch.index(None)], True
             redact = not self.journal.keep_secrets
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
