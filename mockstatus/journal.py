@@ -213,6 +213,7 @@ class JournalEntry:
             "truncated": self.truncated,
             "fault": self.fault,
             "bytes_sent": self.bytes_sent,
+            "namespace": self.namespace,
             # The process that served it: with --state redis://, every replica's entries are listed.
             "replica": self.replica,
         }

@@ -388,10 +388,9 @@ class RedisStore:
                     for fields in batch:
                         entry = JournalEntry(*fields, redact, self.replica)
                         data = entry.as_json()
-                        namespace = entry.namespace
+                        namespace = data["namespace"]
                         if not NAMESPACE.fullmatch(namespace):
-                            namespace = DEFAULT_NAMESPACE  # a bad one was refused with a 400
-                        data["namespace"] = namespace
+                            namespace = data["namespace"] = DEFAULT_NAMESPACE  # a bad one was refused with a 400
                         await self._append(
                             keys=list(self._journal_keys(namespace)),
                             args=[self.journal.size, json.dumps(data, separators=(",", ":"))],

@@ -292,3 +292,28 @@ def test_a_password_is_not_shown(redis_server, make_mockstatus):
     server = make_mockstatus(state=url)
     health = requests.get(server.url("/__mockstatus/health"), timeout=5)
     assert health.status_code == 503 and "hunter2" not in health.text and ":***@" in health.text
+
+
+def test_journal_filters_and_paging_from_redis_are_those_from_memory(redis_server, make_mockstatus):
+    servers = make_mockstatus(), make_mockstatus(state=redis_server.url)
+    for server in servers:
+        for path in ("/status/200", "/status/503", "/sequence/j/503,200", "/sequence/j/503,200", "/status/503"):
+            requests.post(server.url(path), data=b"hello", headers={"Authorization": "Bearer secret"}, timeout=5)
+        wait_for_journal(server.url("/__mockstatus/requests"), 5)
+
+    def listed(server, query: str) -> dict:
+        body = requests.get(server.url("/__mockstatus/requests" + query), timeout=5).json()
+        for entry in body["requests"]:
+            for varying in ("time", "client", "replica", "headers"):
+                entry.pop(varying)
+        return body
+
+    for query in ("", "?status=503", "?sequence=j", "?method=post&path=/status/503", "?limit=2", "?after=2&limit=2"):
+        memory, shared = (listed(server, query) for server in servers)
+        assert memory == shared, query
+        assert memory["count"] > 0, query
+    # Credentials are redacted before they are stored.
+    entry = requests.get(servers[1].url("/__mockstatus/requests?limit=1"), timeout=5).json()["requests"][0]
+    assert ["Authorization", "[redacted]"] in entry["headers"]
+    bad = requests.get(servers[1].url("/__mockstatus/requests?limit=0"), timeout=5)
+    assert bad.status_code == 400 and "bad limit '0'" in bad.text
