@@ -210,12 +210,17 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {step, ''}
 """
 
-# One journal entry: its id from the namespace's counter (ids keep growing
-# across clears, as in memory), added to the capped stream as 0-<id> so
-# ?after= is an exclusive XRANGE.
+# A batch of one namespace's journal entries: ids from the namespace's counter
+# (they keep growing across clears, as in memory), each added to the capped
+# stream as 0-<id> so ?after= is an exclusive XRANGE.  One call per batch:
+# packing a command per entry would cost the replica more than the entry.
 APPEND_SCRIPT = """
-local id = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '0-' .. id, 'e', ARGV[2])
+local count = #ARGV - 1
+local id = redis.call('INCRBY', KEYS[2], count) - count
+for i = 2, #ARGV do
+  id = id + 1
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '0-' .. id, 'e', ARGV[i])
+end
 return id
 """
 
@@ -384,18 +389,16 @@ class RedisStore:
                 batch, last = batch[: batch.index(None)], True
             redact = not self.journal.keep_secrets
             try:
+                by_namespace: dict[str, list[str]] = {}
+                for fields in batch:
+                    data = JournalEntry(*fields, redact, self.replica).as_json()
+                    if not NAMESPACE.fullmatch(data["namespace"]):
+                        data["namespace"] = DEFAULT_NAMESPACE  # a bad one was refused with a 400
+                    by_namespace.setdefault(data["namespace"], []).append(json.dumps(data, separators=(",", ":")))
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    for fields in batch:
-                        entry = JournalEntry(*fields, redact, self.replica)
-                        data = entry.as_json()
-                        namespace = data["namespace"]
-                        if not NAMESPACE.fullmatch(namespace):
-                            namespace = data["namespace"] = DEFAULT_NAMESPACE  # a bad one was refused with a 400
-                        await self._append(
-                            keys=list(self._journal_keys(namespace)),
-                            args=[self.journal.size, json.dumps(data, separators=(",", ":"))],
-                            client=pipe,
-                        )
+                    for namespace, entries in by_namespace.items():
+                        keys = list(self._journal_keys(namespace))
+                        await self._append(keys=keys, args=[self.journal.size, *entries], client=pipe)
                     await pipe.execute()
             except (TimeoutError, RedisError, OSError) as exc:
                 self._failed(exc)
