@@ -92,8 +92,12 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     # is refused before the client sends it, whatever the path.
     # Each route is also served under a /ns/{namespace}/ prefix (the request's
     # namespace: its sequences and journal), checked before its handler runs.
-    for prefix, wrap in ((NAMESPACE_PREFIX, namespaced), ("", None)):
-        for method, path, handler in ROUTES:
+    # The plain routes come first (a plain /status/NNN tries no prefixed one),
+    # the catch-all last (it would take every /ns/ path).
+    *routes, fallback = ROUTES
+    plain, prefixed = ("", None), (NAMESPACE_PREFIX, namespaced)
+    for (prefix, wrap), table in ((plain, routes), (prefixed, ROUTES), (plain, [fallback])):
+        for method, path, handler in table:
             handler = wrap(handler) if wrap else handler
             if method == "GET":  # and HEAD
                 app.router.add_get(prefix + path, handler, expect_handler=expect)

@@ -317,3 +317,15 @@ def test_journal_filters_and_paging_from_redis_are_those_from_memory(redis_serve
     assert ["Authorization", "[redacted]"] in entry["headers"]
     bad = requests.get(servers[1].url("/__mockstatus/requests?limit=0"), timeout=5)
     assert bad.status_code == 400 and "bad limit '0'" in bad.text
+
+
+def test_every_route_answers_under_a_namespace_prefix(mockstatus):
+    base = mockstatus.base_url + "/ns/suite-a"
+    assert requests.get(base + "/status/418").status_code == 418
+    assert requests.get(base + "/").status_code == 200  # the browser page
+    assert requests.get(base + "/__mockstatus/health").json()["status"] == "ok"
+    refused = requests.post(base + "/__mockstatus/health")
+    assert refused.status_code == 405 and refused.headers["Allow"] == "GET, HEAD"
+    missing = requests.get(base + "/nowhere")
+    assert missing.status_code == 404 and "'/ns/suite-a/nowhere'" in missing.text
+    assert [e["namespace"] for e in mockstatus.requests(namespace="suite-a")] == ["suite-a"] * 3
