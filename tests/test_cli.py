@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import importlib.util
 import re
 import select
 import signal
@@ -433,13 +434,17 @@ def test_health_of_something_that_is_not_mockstatus(mockstatus):
     assert run("health", mockstatus.url("/status/503")).returncode == 1
 
 
-# --- the README's settings table --------------------------------------------------------
+# --- the docs' settings table --------------------------------------------------------
 
 
 def readme_settings_rows() -> list[list[str]]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `--")]
+    """The settings table the docs build makes (docs/_hooks/generated.py), as rows."""
+    spec = importlib.util.spec_from_file_location("docs_generated", ROOT / "docs" / "_hooks" / "generated.py")
+    generated = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generated)
+    for page in ("configuration.md", "docker.md"):
+        assert "<!-- settings-table -->" in (ROOT / "docs" / page).read_text(encoding="utf-8"), page
+    rows = [line for line in generated.settings_table().splitlines() if line.startswith("| `--")]
     return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
 
 
