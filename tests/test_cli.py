@@ -7,9 +7,9 @@ and the README's settings table against ``mockstatus.settings.SETTINGS``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import importlib.util
 import re
 import select
 import signal
