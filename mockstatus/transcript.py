@@ -30,6 +30,7 @@ from multidict import MultiMapping
 from .durations import DURATION_FORM, format_seconds, parse_duration
 from .framing import FIELD, TOKEN, ChunkedBody, Refusal
 from .settings import connect_host
+from .tls import SCENARIO_DOMAIN, SCENARIOS_BY_NAME
 
 DEFAULT_TIMEOUT = 5.0  # seconds; a stall or a long delay is cut here and the transcript says so
 MIN_TIMEOUT_CAP = 1.0  # the longest wait allowed even with --max-delay below it
@@ -53,7 +54,7 @@ DOT_SEGMENT = re.compile(r"/(?:\.|%2e){1,2}(?:/|\?|$)", re.IGNORECASE)
 # The fields this route frames itself (RFC 9112 §6: one framing per message).
 OWN_FIELDS = ("host", "content-length", "transfer-encoding", "connection", "upgrade", "expect")
 HOST = re.compile(r"[A-Za-z0-9._\-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
-PARAMETERS = ("path", "method", "header", "body", "timeout", "scheme")
+PARAMETERS = ("path", "method", "header", "body", "timeout", "scheme", "tls")
 
 
 class Own:
@@ -84,6 +85,7 @@ class Ask:
     body: bytes = b""
     timeout: float = DEFAULT_TIMEOUT
     scheme: str = "http"
+    tls: str | None = None  # a bad-TLS lab scenario, asked for by its SNI name on the HTTPS port
 
 
 def limit_for(max_delay: float) -> float:
@@ -99,7 +101,7 @@ def parse_ask(query: MultiMapping[str], max_delay: float) -> Ask:
     for name in query:
         if name not in PARAMETERS:
             raise ValueError(f"unknown parameter {name!r}; allowed: {', '.join(PARAMETERS)}")
-    for name in ("path", "method", "body", "timeout", "scheme"):
+    for name in ("path", "method", "body", "timeout", "scheme", "tls"):
         if len(getall(name)) > 1:
             raise ValueError(f"parameter {name!r} given {len(getall(name))} times; give it once")
     path = query.get("path")
@@ -130,7 +132,14 @@ def parse_ask(query: MultiMapping[str], max_delay: float) -> Ask:
     scheme = query.get("scheme", "http")
     if scheme not in ("http", "https"):
         raise ValueError(f"bad scheme {scheme[:20]!r}: expected http or https")
-    return Ask(path, method, headers, body, timeout, scheme)
+    scenario = query.get("tls")
+    if scenario is not None:
+        if scenario not in SCENARIOS_BY_NAME:
+            raise ValueError(f"bad tls {scenario[:40]!r}: expected one of {', '.join(SCENARIOS_BY_NAME)}")
+        if "scheme" in query and scheme != "https":
+            raise ValueError("tls= is a scenario of the HTTPS port: leave scheme out or give scheme=https")
+        scheme = "https"
+    return Ask(path, method, headers, body, timeout, scheme, scenario)
 
 
 def check_path(path: str) -> None:
@@ -242,6 +251,7 @@ class Recorder(asyncio.Protocol):
         self.headerless = False
         self.note: str | None = None
         self.truncated = False
+        self.tls_error: str | None = None
 
     def ms(self) -> float:
         return round((self.loop.time() - self.started) * 1000, 1)
@@ -271,7 +281,13 @@ class Recorder(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.finish("reset" if isinstance(exc, ConnectionResetError) else "fin")
+        if isinstance(exc, ssl.SSLError):
+            # A TLS alert after the handshake (TLS 1.3 sends a missing client
+            # certificate's alert with the server's first read, RFC 8446 §4.4.2.4).
+            self.tls_error = exc.reason or str(exc)
+            self.finish("tls-alert")
+        else:
+            self.finish("reset" if isinstance(exc, ConnectionResetError) else "fin")
 
     def finish(self, how: str) -> None:
         if not self.finished.done():
@@ -377,7 +393,11 @@ class Recorder(asyncio.Protocol):
             "headerless": self.headerless,
             "body": data_json(body) if final is not None else None,
             "complete": complete,
-            "end": {"how": how, "at_ms": getattr(self, "end_ms", self.ms()), "text": END_TEXT[how]},
+            "end": {
+                "how": how,
+                "at_ms": getattr(self, "end_ms", self.ms()),
+                "text": END_TEXT[how] + (f": {self.tls_error}" if self.tls_error else ""),
+            },
             "truncated": self.truncated,
             "note": self.note,
         }
@@ -389,11 +409,17 @@ END_TEXT = {
     "reset": "the server reset the connection (RST)",
     "timeout": "still open at the time limit: the transcript stopped waiting",
     "limit": f"stopped after {MAX_CAPTURE} bytes: the rest was not captured",
+    "tls-alert": "the server ended TLS with an alert",
 }
 
 
 async def record(
-    address: tuple[str, int], data: bytes, method: str, timeout: float, tls: ssl.SSLContext | None = None
+    address: tuple[str, int],
+    data: bytes,
+    method: str,
+    timeout: float,
+    tls: ssl.SSLContext | None = None,
+    server_name: str = "localhost",
 ) -> dict:
     """Send ``data`` to ``address`` on a new connection and record the reply until it ends."""
     loop = asyncio.get_running_loop()
@@ -403,14 +429,17 @@ async def record(
     try:
         async with asyncio.timeout(timeout):
             transport, recorder = await loop.create_connection(
-                lambda: Recorder(method), address[0], address[1], ssl=tls, server_hostname="localhost" if tls else None
+                lambda: Recorder(method), address[0], address[1], ssl=tls, server_hostname=server_name if tls else None
             )
     except TimeoutError:
-        return _failed("timeout", "the connection (or its TLS handshake) was not made within the time limit", tls)
+        text = "the connection (or its TLS handshake) was not made within the time limit"
+        return _failed("timeout", text, tls, loop.time() - started)
     except ssl.SSLError as exc:
-        return _failed("handshake", f"TLS handshake failed: {exc.reason or exc}", tls)
+        # A certificate problem names itself in verify_message ("certificate has expired").
+        reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+        return _failed("handshake", f"TLS handshake failed: {reason}", tls, loop.time() - started)
     except (OSError, ssl.CertificateError) as exc:
-        return _failed("connect", f"could not connect: {exc.strerror or exc}", tls)
+        return _failed("connect", f"could not connect: {exc.strerror or exc}", tls, loop.time() - started)
     if tls is not None:
         info = transport.get_extra_info("ssl_object")
         handshake = {
@@ -438,7 +467,7 @@ async def record(
     return result
 
 
-def _failed(how: str, text: str, tls) -> dict:
+def _failed(how: str, text: str, tls, seconds: float) -> dict:
     result = {
         "chunks": [],
         "raw": data_json(b""),
@@ -447,7 +476,7 @@ def _failed(how: str, text: str, tls) -> dict:
         "headerless": False,
         "body": None,
         "complete": False,
-        "end": {"how": how, "at_ms": 0.0, "text": text},
+        "end": {"how": how, "at_ms": round(seconds * 1000, 1), "text": text},
         "truncated": False,
         "note": None,
     }
@@ -472,10 +501,13 @@ async def transcript_for(ask: Ask, own: Own, serving, host_header: str | None) -
     # The page's own Host for plain HTTP (the reply is then the one its fetch() got).
     host = host_for(host_header if ask.scheme == "http" else None, address)
     data = request_bytes(ask, host)
-    result = await record(address, data, ask.method, ask.timeout, context)
+    # The lab's scenario by its SNI name; the leaf is checked against that name as a client would.
+    server_name = f"{ask.tls}.{SCENARIO_DOMAIN}" if ask.tls else "localhost"
+    result = await record(address, data, ask.method, ask.timeout, context, server_name)
     scheme = ask.scheme
     head = {
         "url": f"{scheme}://{host}{ask.path}",
+        "tls": ask.tls,
         "method": ask.method,
         "timeout_ms": round(ask.timeout * 1000),
         "request": data_json(data),
