@@ -248,6 +248,7 @@ class Recorder(asyncio.Protocol):
         self.chunked: ChunkedBody | None = None
         self.body_start: int | None = None
         self.closing = False  # the final reply asks for the connection to close
+        self.ends_at_close = False  # a reply framed by the close: whole once the FIN comes
         self.headerless = False
         self.note: str | None = None
         self.truncated = False
@@ -334,6 +335,7 @@ class Recorder(asyncio.Protocol):
         if end < 0:
             return
         head = parse_head(bytes(rest[:end]))
+        head["interim"] = False
         head["at_ms"] = self.chunks[-1][0]
         head["offset"] = self.pos
         head["size"] = end + 4
@@ -369,10 +371,12 @@ class Recorder(asyncio.Protocol):
                 self.complete()
         else:
             self.state = self.TO_CLOSE  # no length: the body runs to the close
+            self.ends_at_close = True
 
     def complete(self) -> None:
         if self.closing:
             self.state = self.TO_CLOSE  # wait for the close the reply announced
+            self.ends_at_close = True
         else:
             self.state = self.DONE
             self.finish("open")
@@ -384,7 +388,7 @@ class Recorder(asyncio.Protocol):
         body = b""
         if self.body_start is not None:
             body = bytes(self.raw[self.body_start :])
-        complete = self.state == self.DONE or how == "fin" and self.state == self.TO_CLOSE and final is not None
+        complete = self.state == self.DONE or how == "fin" and self.ends_at_close
         return {
             "chunks": [{"at_ms": at, **data_json(data)} for at, data in self.chunks],
             "raw": data_json(bytes(self.raw)),

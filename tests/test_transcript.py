@@ -17,6 +17,7 @@ import requests
 
 from mockstatus.runner import start
 from mockstatus.settings import Settings
+from mockstatus.transcript import MAX_CAPTURE, Recorder
 from tests import wire
 
 pytestmark = pytest.mark.usefixtures("no_server_errors")
@@ -315,3 +316,53 @@ def test_transcript_https_needs_https_on(make_mockstatus):
     assert response.status_code == 400 and "--https-port" in response.json()["error"]
     response = transcript(server, "/status/200", tls="nope")
     assert response.status_code == 400 and "expected one of expired, not-yet-valid" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "how", "final", "complete"),
+    [
+        ("/status/200?fault=truncate", "fin", 200, False),
+        ("/status/200?fault=malformed", "fin", 200, False),
+        ("/status/200?fault=close-after:64", "fin", None, False),
+        ("/status/200?fault=garbage&seed=1", "fin", None, False),
+        ("/status/200?fault=no-length", "fin", 200, True),
+    ],
+)
+def test_transcript_of_a_broken_reply_is_the_wire_byte_for_byte(mockstatus, path, how, final, complete):
+    found = check_against_wire(mockstatus, path)
+    assert found["end"]["how"] == how
+    assert (found["final"] or {}).get("status") == final
+    assert found["complete"] is complete
+    if "malformed" in path:
+        assert found["final"]["malformed"] and "malformed" in found["note"]
+
+
+def test_transcript_times_each_body_piece(mockstatus):
+    found = taken(mockstatus, "/status/200?body=abcdefghijkl&chunks=3&drip=200ms")
+    pieces = found["chunks"][1:]
+    assert [raw_of(piece) for piece in pieces] == [b"abcd", b"efgh", b"ijkl"]
+    times = [piece["at_ms"] for piece in pieces]
+    assert times == sorted(times) and times[-1] >= 150
+    assert found["complete"] is True and found["end"]["how"] == "open"
+
+
+def test_the_capture_stops_at_its_size_limit():
+    async def feed():
+        recorder = Recorder("GET")
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 * MAX_CAPTURE)
+        recorder.data_received(head)
+        for _ in range(3):
+            recorder.data_received(b"x" * MAX_CAPTURE)
+        return recorder.finished.result(), recorder.as_json("limit")
+
+    how, found = asyncio.run(feed())
+    assert how == "limit"
+    assert found["truncated"] is True and found["raw"]["size"] == MAX_CAPTURE
+    assert found["complete"] is False and found["final"]["status"] == 200
+
+
+def test_transcript_counts_against_the_connection_limit(make_mockstatus):
+    server = make_mockstatus(max_connections=1)  # the admin request holds the one connection
+    found = taken(server, "/status/200")
+    assert found["final"]["status"] == 503
+    assert b"--max-connections" in raw_of(found["body"])
