@@ -58,7 +58,7 @@ PARAMETERS = ("path", "method", "header", "body", "timeout", "scheme", "tls")
 
 
 class Own:
-    """This server's listening sockets and HTTPS port, for the transcript: set when it starts."""
+    """This server's listening sockets, for the transcript: set when it starts."""
 
     def __init__(self) -> None:
         self.sockets: list[socket.socket] = []
@@ -100,7 +100,7 @@ def parse_ask(query: MultiMapping[str], max_delay: float) -> Ask:
 
     for name in query:
         if name not in PARAMETERS:
-            raise ValueError(f"unknown parameter {name!r}; allowed: {', '.join(PARAMETERS)}")
+            raise ValueError(f"unknown parameter {name[:40]!r}; allowed: {', '.join(PARAMETERS)}")
     for name in ("path", "method", "body", "timeout", "scheme", "tls"):
         if len(getall(name)) > 1:
             raise ValueError(f"parameter {name!r} given {len(getall(name))} times; give it once")
