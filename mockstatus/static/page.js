@@ -446,7 +446,7 @@
   // A card's "Show the wire" link, or a page opened at #wire-600: that code, in the wire view.
   function wireFromHash() {
     const match = /^#wire-(\d{3})$/.exec(location.hash);
-    if (!match) return;
+    if (!match || !views.has(match[1])) return; // only a code the catalog lists
     form.querySelector('input[name="mode"][value="single"]').checked = true;
     codeSelect.value = match[1];
     update();
