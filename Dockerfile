@@ -13,9 +13,9 @@ ARG PYTHON_IMAGE=python:3.11.17-slim-bookworm
 # --- builder: build the wheel from this checkout ------------------------------
 FROM ${PYTHON_IMAGE} AS builder
 WORKDIR /src
-# Only what pyproject.toml needs to build the wheel (README.md is its readme,
+# Only what pyproject.toml needs to build the wheel (README.md is its readme, LICENSE its license file,
 # config/ is the package mockstatus.data); tests and tools stay out.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY mockstatus ./mockstatus
 COPY config ./config
 RUN python -m pip wheel --no-cache-dir --disable-pip-version-check --no-deps --wheel-dir /dist .

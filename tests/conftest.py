@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # What a wheel is built from: the paths pyproject.toml needs.  The Dockerfile's
 # builder stage copies the same ones (tests/test_docker.py checks that).
-WHEEL_SOURCES = ("pyproject.toml", "README.md", "mockstatus", "config")
+WHEEL_SOURCES = ("LICENSE", "pyproject.toml", "README.md", "mockstatus", "config")
 
 
 def _run(argv: list[str], what: str) -> None:

@@ -12,8 +12,11 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
+import sys
+import tarfile
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -76,3 +79,36 @@ def test_installed_server_answers_418(wheel_venv, tmp_path):
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_wheel_ships_the_license_and_declares_it_as_spdx(wheel_venv):
+    with zipfile.ZipFile(wheel_venv.wheel) as wheel:
+        names = wheel.namelist()
+        (license_name,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        shipped = wheel.read(license_name)
+        (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        metadata = wheel.read(metadata_name).decode()
+    assert shipped == (ROOT / "LICENSE").read_bytes()
+    assert "License-Expression: MIT" in metadata.splitlines()
+    assert "License-File: LICENSE" in metadata.splitlines()
+    # PEP 639: no License classifier beside the expression (setuptools warns about one).
+    assert "Classifier: License ::" not in metadata
+
+
+def test_sdist_ships_the_license_without_setuptools_warnings(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("LICENSE", "pyproject.toml", "README.md"):
+        (src / name).write_bytes((ROOT / name).read_bytes())
+    for name in ("mockstatus", "config"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path / "dist"), str(src)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Deprecat" not in done.stdout + done.stderr, (done.stdout + done.stderr)[-2000:]
+    (sdist,) = (tmp_path / "dist").glob("mockstatus-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+    assert any(name.endswith("/LICENSE") and name.count("/") == 1 for name in names), names
