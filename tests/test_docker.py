@@ -200,7 +200,7 @@ def wheel_build_sources() -> set[str]:
     """The paths pyproject.toml needs to build the wheel, derived from it."""
     tool = PYPROJECT["tool"]["setuptools"]
     package_dirs = tool.get("package-dir", {})
-    needed = {"pyproject.toml", PYPROJECT["project"]["readme"]}
+    needed = {"pyproject.toml", PYPROJECT["project"]["readme"], *PYPROJECT["project"].get("license-files", [])}
     for package in tool["packages"]:
         needed.add(package_dirs.get(package, package.replace(".", "/")).split("/")[0])
     return needed
