@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import admin, handlers, page, protocol, tls
+from . import admin, handlers, page, protocol, tls, transcript
 from .catalog import Catalog, load_catalog
 from .errors import error_for
 from .server import STATE, ServerState
@@ -30,6 +30,7 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app[STATE] = state
     app[page.PAGES] = page.Pages(catalog)  # the browser page, rendered once per app
     app[tls.SERVING] = tls.Serving()  # filled in when HTTPS starts, maybe after the app
+    app[transcript.OWN] = transcript.Own()  # the listening sockets, filled in at start
     expect = make_expect_handler(state)
 
     # Every route checks Expect (RFC 9110 §10.1.1): a body above --max-body-size
@@ -49,6 +50,7 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app.router.add_get("/__mockstatus/clock", admin.clock_show, expect_handler=expect)
     app.router.add_post("/__mockstatus/clock", admin.clock_advance, expect_handler=expect)
     app.router.add_delete("/__mockstatus/clock", admin.clock_reset, expect_handler=expect)
+    app.router.add_get("/__mockstatus/transcript", admin.transcript_show, expect_handler=expect)
     app.router.add_route(ANY, "/__mockstatus/static/{name}", page.static, expect_handler=expect)
     app.router.add_route(ANY, "/status", handlers.status_missing, expect_handler=expect)
     # [\s\S]*, not .*: a decoded %0A in the path must reach the handler (a 400 naming

@@ -35,6 +35,7 @@ from .options import check_catalog_redirects
 from .protocol import Listener, connection_limit
 from .server import STATE, access_log
 from .settings import Config, Settings, connect_host, resolve, server_url
+from .transcript import OWN
 
 KEEPALIVE_BACKSTOP = 3600.0  # seconds
 WAIT_POLL = 0.01  # seconds between journal reads in wait_for_requests
@@ -207,6 +208,7 @@ async def start(
     )
     sockets = [sock] if sock is not None else listening_sockets(settings.host, settings.port)
     listener.serve(sockets)
+    app[OWN].sockets = sockets  # where the transcript route sends its requests
     bound = sockets[0].getsockname()
     blackhole = None
     if settings.blackhole_port is not None:
