@@ -361,6 +361,32 @@ def test_bad_health_timeout_is_one_line(timeout):
     assert_one_line_error(run("health", f"--timeout={timeout}"), "--timeout", f"bad timeout {timeout!r}")
 
 
+def test_health_wait_asks_again_until_a_server_started_later_answers(tmp_path):
+    """What a CI step does right after starting the server in the background."""
+    port = free_port()
+    waiting = subprocess.Popen([sys.executable, "-m", "mockstatus", "health", f"http://127.0.0.1:{port}", "--wait", "20s"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())  # fmt: skip
+    time.sleep(0.3)  # the health check has been refused at least once by now
+    assert waiting.poll() is None
+    server = subprocess.Popen([sys.executable, "-m", "mockstatus", "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env())  # fmt: skip
+    try:
+        out, err = waiting.communicate(timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert (waiting.returncode, out.strip(), err) == (0, f"healthy: http://127.0.0.1:{port}/__mockstatus/health", "")
+
+
+def test_health_wait_gives_up_with_the_last_error():
+    port = free_port()
+    started = time.monotonic()
+    done = run("health", f"http://127.0.0.1:{port}", "--wait", "300ms", "--timeout", "100ms")
+    assert done.returncode == 1 and time.monotonic() - started < 10
+    assert done.stderr.startswith(f"unhealthy: http://127.0.0.1:{port}/__mockstatus/health: ")
+    assert len(done.stderr.splitlines()) == 1
+
+
 def test_top_level_help_lists_the_commands_first_then_flags_with_defaults():
     done = run("--help")
     assert done.returncode == 0

@@ -749,8 +749,13 @@ def test_readme_docker_commands_match_the_files():
     assert mount[mount.index("-e") + 1] == f"MOCKSTATUS_CONFIG={SERVICE['environment']['MOCKSTATUS_CONFIG']}"
 
 
+def blocks_with(key: str, inner: str) -> list:
+    return [doc for doc in map(yaml.safe_load, readme_blocks("yaml")) if isinstance(doc, dict) and key in doc
+            and inner in json.dumps(doc)]  # fmt: skip
+
+
 def test_readme_github_actions_snippet():
-    workflow = readme_yaml("jobs")
+    (workflow,) = blocks_with("jobs", "services")
     (job,) = workflow["jobs"].values()
     service = job["services"]["mockstatus"]
     assert service["ports"] == [f"8080:{IMAGE_ENV['MOCKSTATUS_PORT']}"]
@@ -761,7 +766,7 @@ def test_readme_github_actions_snippet():
 
 
 def test_readme_gitlab_ci_snippet():
-    pipeline = readme_yaml("test")
+    (pipeline,) = blocks_with("test", "services")
     (service,) = pipeline["test"]["services"]
     assert service["alias"] == "mockstatus"
     for name, value in service["variables"].items():
@@ -769,3 +774,15 @@ def test_readme_gitlab_ci_snippet():
         SETTINGS_BY_NAME[name.removeprefix("MOCKSTATUS_").lower()].parse(value)
     assert pipeline["test"]["image"] == STAGES[0].base  # has python, which the script uses
     assert f"http://mockstatus:{IMAGE_ENV['MOCKSTATUS_PORT']}/status/" in " ".join(pipeline["test"]["script"])
+
+
+def test_every_mockstatus_command_in_the_ci_snippets_is_one_the_cli_takes():
+    """The registry-free snippets start the server and wait for it with these commands."""
+    from mockstatus.cli import build_parser
+
+    text = " ".join(readme_blocks("yaml"))
+    found = re.findall(r"\(?(mockstatus (?:serve|health)[^&\n)]*)", text)
+    assert any(c.startswith("mockstatus health") and "--wait" in c for c in found), found
+    assert any(c.startswith("mockstatus serve") for c in found), found
+    for command in found:
+        build_parser().parse_args(shlex.split(command)[1:])  # SystemExit(2) on a flag it does not take
