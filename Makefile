@@ -37,6 +37,12 @@ lint: python $(VENV)/.test
 	$(BIN)/ruff check mockstatus tests benchmarks
 	$(BIN)/ruff format --check mockstatus tests benchmarks
 
+# The site in site/; --strict fails on a broken link or anchor.
+docs: python $(VENV)/.test
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	rm -rf mockstatus.egg-info
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 bench: python $(VENV)/.test
 	$(BIN)/python benchmarks/run.py $(ARGS)
 

@@ -8,6 +8,8 @@ Runs, one after another, each starting its own server:
   held_connections.py 10,000 connections held in a 60 s delay: peak RSS, KiB each,
                       /status/200 latency meanwhile
   startup.py          process start to healthy, and the in-thread fixture's start
+  instructions.py     CPU instructions per /status/200 under valgrind, beside aiohttp
+                      (a figure load does not move; needs valgrind)
   shared_state.py     /status/200 and a sequence request with --state memory and with
                       --state redis:// (a redis-server of its own)
   soak.py             200,000 mixed requests from 200 connections, every reply checked;
@@ -31,6 +33,7 @@ FULL = (
     ("delay_accuracy.py", []),
     ("held_connections.py", []),
     ("startup.py", []),
+    ("instructions.py", []),
     ("shared_state.py", []),
     ("soak.py", []),
 )
@@ -39,6 +42,7 @@ QUICK = (
     ("delay_accuracy.py", ["--requests", "200", "--delay", "300ms"]),
     ("held_connections.py", ["--connections", "1000", "--delay", "3s"]),
     ("startup.py", ["--runs", "3"]),
+    ("instructions.py", ["--requests", "300"]),
     ("shared_state.py", ["--duration", "2"]),
     ("soak.py", ["--requests", "20000", "--connections", "100"]),
 )

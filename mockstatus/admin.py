@@ -18,7 +18,7 @@ import json
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, transcript
 from .bodies import admin_json, admin_json_list
 from .durations import DURATION_FORM, parse_duration
 from .errors import admin_error
@@ -298,3 +298,16 @@ async def clock_reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.clock.reset()
     return admin_json(_clock_json(state))
+
+
+@guarded
+async def transcript_show(request: web.Request) -> web.Response:
+    """One request to this server over a raw socket, as the wire carried it (transcript.py)."""
+    try:
+        ask = transcript.parse_ask(request.query, request.app[STATE].settings.max_delay)
+    except ValueError as exc:
+        return admin_error(400, str(exc))
+    status, data = await transcript.transcript_for(
+        ask, request.app[transcript.OWN], request.app[SERVING], request.headers.get("Host")
+    )
+    return admin_json(data) if status == 200 else admin_error(status, data["error"])

@@ -6,7 +6,7 @@ import functools
 
 from aiohttp import web
 
-from . import admin, handlers, page, protocol, tls
+from . import admin, handlers, page, protocol, tls, transcript
 from .catalog import Catalog, load_catalog
 from .errors import error_for
 from .server import STATE, ServerState
@@ -36,6 +36,7 @@ ROUTES = (
     ("GET", "/__mockstatus/clock", admin.clock_show),
     ("POST", "/__mockstatus/clock", admin.clock_advance),
     ("DELETE", "/__mockstatus/clock", admin.clock_reset),
+    ("GET", "/__mockstatus/transcript", admin.transcript_show),
     (ANY, "/__mockstatus/static/{name}", page.static),
     (ANY, "/status", handlers.status_missing),
     # [\s\S]*, not .*: a decoded %0A in the path must reach the handler (a 400 naming
@@ -84,6 +85,7 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     app[STATE] = state
     app[page.PAGES] = page.Pages(catalog)  # the browser page, rendered once per app
     app[tls.SERVING] = tls.Serving()  # filled in when HTTPS starts, maybe after the app
+    app[transcript.OWN] = transcript.Own()  # the listening sockets, filled in at start
     expect = make_expect_handler(state)
     app.on_startup.append(_start_store)
     app.on_cleanup.append(_close_store)

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -61,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         "url", nargs="?", help="server URL (default http://$MOCKSTATUS_HOST:$MOCKSTATUS_PORT, else 127.0.0.1:8080)"
     )
     health.add_argument("--timeout", type=_timeout, default=2.0, help="how long to wait: 500ms, 2s, 1m (default 2s)")
+    health.add_argument(
+        "--wait",
+        type=_timeout,
+        default=None,
+        help="keep asking until healthy or this is over: 10s (default: ask once); for a server just started",
+    )
 
     ca = commands.add_parser(
         "ca",
@@ -203,16 +210,33 @@ def health_url(url: str | None, environ: Mapping[str, str]) -> str:
 
 def cmd_health(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     url = health_url(args.url, environ)
+    if args.wait is None:
+        return _ask_health(url, args.timeout, quiet=False)
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        if _ask_health(url, min(args.timeout, max(deadline - time.monotonic(), 0.01)), quiet=True) == 0:
+            print(f"healthy: {url}")
+            return 0
+        time.sleep(HEALTH_POLL)
+    return _ask_health(url, args.timeout, quiet=False)
+
+
+HEALTH_POLL = 0.1  # seconds between health checks with --wait
+
+
+def _ask_health(url: str, timeout: float, *, quiet: bool) -> int:
     try:
         # Never via a proxy: Docker copies the client's HTTP(S)_PROXY into containers,
         # and a proxy cannot reach the container's own 127.0.0.1.
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(url, timeout=args.timeout) as response:  # noqa: S310 - a URL the user gave
+        with opener.open(url, timeout=timeout) as response:  # noqa: S310 - a URL the user gave
             healthy = response.status == 200 and json.loads(response.read()).get("status") == "ok"
     except (OSError, ValueError, urllib.error.URLError) as exc:
-        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        if not quiet:
+            print(f"unhealthy: {url}: {exc}", file=sys.stderr)
         return 1
-    print(f"healthy: {url}" if healthy else f"unhealthy: {url}")
+    if not quiet:
+        print(f"healthy: {url}" if healthy else f"unhealthy: {url}")
     return 0 if healthy else 1
 
 

@@ -129,6 +129,18 @@ TEXT = {
         "result": "Result",
         "result_headers": "Response headers",
         "result_body": "Body",
+        "wire": "Show the wire",
+        "wire_link": "Show the wire",
+        "wire_label": "Show the wire for {code}",
+        "wire_title": "On the wire and in the browser",
+        "wire_on": "On the wire",
+        "wire_help": "This server made the request to itself over a raw socket "
+        "(GET /__mockstatus/transcript). Times are milliseconds from the request written; "
+        "CR, LF and other control bytes are shown as \\r, \\n, \\xNN.",
+        "wire_raw": "Raw bytes",
+        "wire_fetch": "What fetch() saw",
+        "wire_fetch_help": "The same request made by this page with fetch(), right after.",
+        "close": "Close",
     },
     "zh": {
         "title": "mockstatus：全部 HTTP 状态码",
@@ -184,6 +196,17 @@ TEXT = {
         "result": "结果",
         "result_headers": "响应头",
         "result_body": "响应体",
+        "wire": "查看线路",
+        "wire_link": "查看线路",
+        "wire_label": "查看 {code} 在线路上的样子",
+        "wire_title": "线路上与浏览器中",
+        "wire_on": "线路上",
+        "wire_help": "本服务器通过原始套接字向自己发出这个请求（GET /__mockstatus/transcript）。"
+        "时间是从写出请求起的毫秒数；CR、LF 等控制字节显示为 \\r、\\n、\\xNN。",
+        "wire_raw": "原始字节",
+        "wire_fetch": "fetch() 看到的",
+        "wire_fetch_help": "随后由本页用 fetch() 发出的同一个请求。",
+        "close": "关闭",
     },
 }
 
@@ -223,6 +246,17 @@ SCRIPT_TEXT = {
         "status_opaque": "3xx (opaque redirect)",
         "reset_done": "Sequence {name} reset.",
         "reset_failed": "Could not reset sequence {name}: {status}",
+        "w_interim": "interim {line}",
+        "w_final": "final head {line}, {n} header lines",
+        "w_headerless": "{n} bytes with no status line and no headers",
+        "w_body": "body, {n} bytes",
+        "w_bytes": "{n} bytes after the reply",
+        "w_handshake_ok": "TLS handshake: {version}, {cipher}",
+        "w_handshake_failed": "TLS handshake failed: {error}",
+        "w_note": "note: {note}",
+        "w_truncated": "the capture stopped at its size limit",
+        "w_failed": "The transcript route answered {status}: {error}",
+        "w_running": "Asking the server for the wire…",
     },
     "zh": {
         "copied": "已复制",
@@ -255,6 +289,17 @@ SCRIPT_TEXT = {
         "status_opaque": "3xx（opaque redirect）",
         "reset_done": "序列 {name} 已重置。",
         "reset_failed": "无法重置序列 {name}：{status}",
+        "w_interim": "临时响应 {line}",
+        "w_final": "最终响应头 {line}，{n} 行响应头",
+        "w_headerless": "{n} 个字节，没有状态行也没有响应头",
+        "w_body": "响应体，{n} 个字节",
+        "w_bytes": "响应之后的 {n} 个字节",
+        "w_handshake_ok": "TLS 握手：{version}，{cipher}",
+        "w_handshake_failed": "TLS 握手失败：{error}",
+        "w_note": "注意：{note}",
+        "w_truncated": "捕获到达大小上限后停止",
+        "w_failed": "transcript 路由返回 {status}：{error}",
+        "w_running": "正在向服务器获取线路内容…",
     },
 }
 
@@ -360,7 +405,9 @@ def _entry(info: StatusInfo, lang: str, t: dict[str, str]) -> str:
         f'<p class="desc">{_e(description)}</p>'
         f'<div class="meta"><p class="src">{source}</p>{headers}'
         f'<button type="button" class="try js-only" data-code="{code}" '
-        f'aria-label="{_e(t["try_label"].format(code=code))}">{_e(t["try_code"].format(code=code))}</button></div>'
+        f'aria-label="{_e(t["try_label"].format(code=code))}">{_e(t["try_code"].format(code=code))}</button>'
+        f'<a class="wire-link js-only" href="#wire-{code}" data-code="{code}" '
+        f'aria-label="{_e(t["wire_label"].format(code=code))}">{_e(t["wire_link"])}</a></div>'
         "</li>"
     )
 
@@ -477,6 +524,7 @@ def _panel(catalog: Catalog, lang: str, t: dict[str, str]) -> str:
         "</div>"
         '<p id="t-note" class="note" role="status" hidden></p>'
         f'<div class="actions"><button type="submit" id="t-run">{_e(t["run"])}</button>'
+        f'<button type="button" id="t-wire" class="secondary">{_e(t["wire"])}</button>'
         f'<button type="button" id="t-cancel" class="secondary" hidden>{_e(t["cancel"])}</button></div>'
         "</form>"
         '<div id="t-result" class="result js-only" aria-live="polite" hidden>'
@@ -486,8 +534,30 @@ def _panel(catalog: Catalog, lang: str, t: dict[str, str]) -> str:
         '<p id="r-info" class="note" hidden></p>'
         f'<div id="r-has-headers"><h4>{_e(t["result_headers"])}</h4><pre id="r-headers"></pre></div>'
         f'<div id="r-has-body"><h4>{_e(t["result_body"])}</h4><pre id="r-body"></pre></div>'
-        "</div>"
-        "</section>"
+        "</div>" + _wire_dialog(t) + "</section>"
+    )
+
+
+def _wire_dialog(t: dict[str, str]) -> str:
+    """The wire view: the transcript's timeline and raw bytes beside what fetch() saw."""
+    return (
+        '<dialog id="wire" class="wire js-only" aria-labelledby="w-title">'
+        f'<div class="w-top"><h2 id="w-title">{_e(t["wire_title"])}</h2>'
+        f'<button type="button" id="w-close" class="secondary">{_e(t["close"])}</button></div>'
+        '<p id="w-url" class="help mono"></p>'
+        '<p id="w-status" class="note" role="status" hidden></p>'
+        '<div class="compare">'
+        f'<section class="w-wire" aria-labelledby="w-on-title"><h3 id="w-on-title">{_e(t["wire_on"])}</h3>'
+        f'<p class="help">{_e(t["wire_help"])}</p>'
+        '<ol id="w-timeline" class="timeline"></ol>'
+        f'<h4>{_e(t["wire_raw"])}</h4><pre id="w-raw" class="raw"></pre></section>'
+        f'<section class="w-fetch" aria-labelledby="w-fetch-title"><h3 id="w-fetch-title">{_e(t["wire_fetch"])}</h3>'
+        f'<p class="help">{_e(t["wire_fetch_help"])}</p>'
+        '<p id="w-f-status" class="statusline"></p><p id="w-f-time" class="help"></p>'
+        '<p id="w-f-info" class="note" hidden></p>'
+        f'<div id="w-f-has-headers"><h4>{_e(t["result_headers"])}</h4><pre id="w-f-headers"></pre></div>'
+        f'<div id="w-f-has-body"><h4>{_e(t["result_body"])}</h4><pre id="w-f-body"></pre></div>'
+        "</section></div></dialog>"
     )
 
 

@@ -36,6 +36,7 @@ from .protocol import Listener, connection_limit
 from .server import STATE, access_log
 from .settings import Config, Settings, connect_host, resolve, server_url
 from .store import DEFAULT_NAMESPACE, check_namespace
+from .transcript import OWN
 
 KEEPALIVE_BACKSTOP = 3600.0  # seconds
 WAIT_POLL = 0.01  # seconds between journal reads in wait_for_requests
@@ -209,6 +210,7 @@ async def start(
     app[STATE].open_connections = listener.connections.__len__
     sockets = [sock] if sock is not None else listening_sockets(settings.host, settings.port)
     listener.serve(sockets)
+    app[OWN].sockets = sockets  # where the transcript route sends its requests
     bound = sockets[0].getsockname()
     blackhole = None
     if settings.blackhole_port is not None:

@@ -491,3 +491,109 @@ def test_phone_width_reads_without_sideways_scrolling(visit, mockstatus):
     page.locator("#t-result").scroll_into_view_if_needed()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     screenshot(page, "try-302-phone")
+
+
+# --- the wire view ----------------------------------------------------------------------
+
+
+def show_the_wire(page):
+    """Press "Show the wire" and wait until the transcript and fetch() have both answered."""
+    page.click("#t-wire")
+    page.wait_for_selector("dialog#wire[open][data-state=done]")
+
+
+def timeline(page) -> list[dict]:
+    return page.eval_on_selector_all(
+        "#w-timeline li",
+        "els => els.map(e => ({kind: e.dataset.kind, status: e.dataset.status, how: e.dataset.how,"
+        " ms: Number(e.dataset.ms), text: e.textContent}))",
+    )
+
+
+def test_wire_view_of_100_then_201_shows_the_interim_before_the_final(visit, mockstatus):
+    v = visit()
+    page = v.open()
+    page.select_option("#t-code", "100")
+    show_the_wire(page)
+    events = timeline(page)
+    kinds = [(e["kind"], e["status"]) for e in events if e["kind"] in ("interim", "final")]
+    assert kinds == [("interim", "100"), ("final", "200")]
+    assert events[-1]["kind"] == "end" and events[-1]["how"] == "open"
+    raw = page.text_content("#w-raw")
+    assert raw.startswith("HTTP/1.1 100 Continue\\r\\n\n\\r\\n\nHTTP/1.1 200 OK\\r\\n\n")
+    # fetch() beside it saw only the final reply
+    assert page.inner_text("#w-f-status") == "200 OK"
+    assert page.is_visible("#w-f-status") and page.is_visible("#w-raw")
+
+
+def test_wire_view_of_600_shows_raw_bytes_with_no_status_line(visit, mockstatus):
+    v = visit()
+    page = v.open()
+    page.select_option("#t-code", "600")
+    show_the_wire(page)
+    events = timeline(page)
+    assert [e["kind"] for e in events] == ["headerless", "end"]
+    assert events[-1]["how"] == "fin"
+    raw = page.text_content("#w-raw")
+    assert raw and "HTTP/" not in raw
+    assert int(page.get_attribute("#w-raw", "data-size")) > 0
+    assert page.inner_text("#w-f-status") == "network error"
+
+
+def test_wire_view_of_fault_reset_shows_a_reset(visit, mockstatus):
+    v = visit()
+    page = v.open()
+    page.select_option("#t-code", "200")
+    page.select_option("#t-fault", "reset")
+    show_the_wire(page)
+    events = timeline(page)
+    assert events[-1]["kind"] == "end" and events[-1]["how"] == "reset"
+    assert "reset" in events[-1]["text"]
+    assert page.inner_text("#w-f-status") == "network error"
+
+
+def test_wire_view_of_502_with_a_delay_times_the_head(visit, mockstatus):
+    v = visit()
+    page = v.open()
+    page.select_option("#t-code", "502")
+    page.fill("#t-delay", "300ms")
+    show_the_wire(page)
+    (final,) = [e for e in timeline(page) if e["kind"] == "final"]
+    assert final["status"] == "502" and final["ms"] >= 300
+    assert "300" <= page.text_content("#w-timeline li.w-final .at")  # shown as "30x.x ms"
+    assert page.inner_text("#w-f-status") == "502 Bad Gateway"
+
+
+def test_a_cards_wire_link_opens_the_wire_view_on_that_code(visit, mockstatus):
+    v = visit()
+    page = v.open()
+    page.click('a.wire-link[data-code="103"]')
+    page.wait_for_selector("dialog#wire[open][data-state=done]")
+    assert page.input_value("#t-code") == "103"
+    assert [e["status"] for e in timeline(page) if e["kind"] == "interim"] == ["103"]
+    page.click("#w-close")
+    assert not page.is_visible("dialog#wire")
+    # the same view from a link to the page, in a new tab
+    page = visit().open("/#wire-101")
+    page.wait_for_selector("dialog#wire[open][data-state=done]")
+    (final,) = [e for e in timeline(page) if e["kind"] == "final"]
+    assert final["status"] == "101"
+    assert "101" in page.inner_text("#w-f-info")  # fetch() was not asked: it cannot take a switch
+
+
+def test_wire_view_says_when_the_admin_token_keeps_it_out(visit, make_mockstatus):
+    server = make_mockstatus(admin_token="s3cret")
+    v = visit(server)
+    page = v.open()
+    show_the_wire(page)
+    assert "401" in page.inner_text("#w-status")
+    assert page.inner_text("#w-f-status").startswith("418")
+
+
+def test_wire_view_screenshot(visit, mockstatus):
+    v = visit()
+    page = v.open()
+    page.select_option("#t-code", "100")
+    page.fill("#t-delay", "200ms")
+    show_the_wire(page)
+    screenshot(page, "wire-view")

@@ -7,6 +7,7 @@ and the README's settings table against ``mockstatus.settings.SETTINGS``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -362,6 +363,32 @@ def test_bad_health_timeout_is_one_line(timeout):
     assert_one_line_error(run("health", f"--timeout={timeout}"), "--timeout", f"bad timeout {timeout!r}")
 
 
+def test_health_wait_asks_again_until_a_server_started_later_answers(tmp_path):
+    """What a CI step does right after starting the server in the background."""
+    port = free_port()
+    waiting = subprocess.Popen([sys.executable, "-m", "mockstatus", "health", f"http://127.0.0.1:{port}", "--wait", "20s"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())  # fmt: skip
+    time.sleep(0.3)  # the health check has been refused at least once by now
+    assert waiting.poll() is None
+    server = subprocess.Popen([sys.executable, "-m", "mockstatus", "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env())  # fmt: skip
+    try:
+        out, err = waiting.communicate(timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert (waiting.returncode, out.strip(), err) == (0, f"healthy: http://127.0.0.1:{port}/__mockstatus/health", "")
+
+
+def test_health_wait_gives_up_with_the_last_error():
+    port = free_port()
+    started = time.monotonic()
+    done = run("health", f"http://127.0.0.1:{port}", "--wait", "300ms", "--timeout", "100ms")
+    assert done.returncode == 1 and time.monotonic() - started < 10
+    assert done.stderr.startswith(f"unhealthy: http://127.0.0.1:{port}/__mockstatus/health: ")
+    assert len(done.stderr.splitlines()) == 1
+
+
 def test_top_level_help_lists_the_commands_first_then_flags_with_defaults():
     done = run("--help")
     assert done.returncode == 0
@@ -435,13 +462,17 @@ def test_health_of_something_that_is_not_mockstatus(mockstatus):
     assert run("health", mockstatus.url("/status/503")).returncode == 1
 
 
-# --- the README's settings table --------------------------------------------------------
+# --- the docs' settings table --------------------------------------------------------
 
 
 def readme_settings_rows() -> list[list[str]]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `--")]
+    """The settings table the docs build makes (docs/_hooks/generated.py), as rows."""
+    spec = importlib.util.spec_from_file_location("docs_generated", ROOT / "docs" / "_hooks" / "generated.py")
+    generated = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generated)
+    for page in ("configuration.md", "docker.md"):
+        assert "<!-- settings-table -->" in (ROOT / "docs" / page).read_text(encoding="utf-8"), page
+    rows = [line for line in generated.settings_table().splitlines() if line.startswith("| `--")]
     return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
 
 

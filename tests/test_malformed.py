@@ -551,8 +551,8 @@ def test_readme_limits_table_shows_each_limit_with_its_default_and_both_names():
 
     from mockstatus.settings import SETTINGS
 
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n## Limits and guarantees\n", 1)[1].split("\n### ", 1)[0]
+    text = (Path(__file__).resolve().parent.parent / "docs" / "limits.md").read_text(encoding="utf-8")
+    section = text.split("\n", 1)[1].split("\n### ", 1)[0]
     rows = [
         [cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| ")
     ]

@@ -89,7 +89,9 @@ def test_index_lists_every_catalog_code_grouped_by_class(mockstatus):
         entry = page.codes[info.code]
         assert entry["section"] == f"class-{info.code // 100}"
         assert f"status/{info.code}" in entry["links"]
+        assert f'href="#wire-{info.code}" data-code="{info.code}"' in response.text  # the card's "Show the wire"
         assert entry["desc"] == info.description("en")
+    assert 'id="t-wire"' in response.text and '<dialog id="wire"' in response.text
 
 
 def test_badges_are_derived_from_the_catalog(mockstatus):

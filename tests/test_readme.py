@@ -1,4 +1,4 @@
-"""The README's examples, run against a live server.
+"""The examples in README.md and docs/*.md, run against a live server.
 
 How a README example is marked (an HTML comment, invisible on GitHub, right
 before a fenced block):
@@ -38,6 +38,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+# README first, then the docs pages: each page's examples, in the order it shows them.
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"^<!-- example(?: (file|config): (\S+))? -->$")
 ADDRESSES = ("localhost:8080", "127.0.0.1:8080")
 
@@ -48,19 +50,27 @@ class Block:
     kind: str  # "example", "file" or "config"
     name: str | None
     text: str
+    page: str = "README.md"  # the file, relative to the repository
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
 
 
 def marked_blocks() -> list[Block]:
-    lines = README.read_text(encoding="utf-8").splitlines()
     blocks = []
-    for index, line in enumerate(lines):
-        match = MARKER.match(line.strip())
-        if not match:
-            continue
-        start = index + 1
-        assert start < len(lines) and lines[start].startswith("```"), f"README.md:{index + 1}: marker without a block"
-        end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
-        blocks.append(Block(start + 1, match.group(1) or "example", match.group(2), "\n".join(lines[start + 1 : end])))
+    for path in PAGES:
+        page = str(path.relative_to(ROOT))
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for index, line in enumerate(lines):
+            match = MARKER.match(line.strip())
+            if not match:
+                continue
+            start = index + 1
+            assert start < len(lines) and lines[start].startswith("```"), f"{page}:{index + 1}: marker without a block"
+            end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
+            text = "\n".join(lines[start + 1 : end])
+            blocks.append(Block(start + 1, match.group(1) or "example", match.group(2), text, page))
     return blocks
 
 
@@ -76,9 +86,9 @@ def commands(block: Block) -> list[tuple[str, list[str]]]:
         if line.startswith("$ "):
             found.append((line[2:], []))
         else:
-            assert found, f"README.md:{block.line}: output before the first command"
+            assert found, f"{block.where}: output before the first command"
             found[-1][1].append(line)
-    assert found, f"README.md:{block.line}: an example without a command"
+    assert found, f"{block.where}: an example without a command"
     return found
 
 
@@ -136,7 +146,7 @@ def workdir(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("block", EXAMPLES, ids=[f"README.md:{b.line}" for b in EXAMPLES])
+@pytest.mark.parametrize("block", EXAMPLES, ids=[b.where for b in EXAMPLES])
 def test_readme_example(block, mockstatus, make_mockstatus, workdir):
     server = make_mockstatus(config=str(workdir / block.name)) if block.kind == "config" else mockstatus
     for command, expected in commands(block):
@@ -149,11 +159,11 @@ def test_readme_example(block, mockstatus, make_mockstatus, workdir):
 
 def test_examples_are_marked():
     """The sections that promise examples have them (a marker lost in an edit would skip them silently)."""
-    sections = {b.line for b in EXAMPLES}
+    sections = {b.where for b in EXAMPLES}
     assert len(EXAMPLES) >= 6 and len(sections) == len(EXAMPLES)
     for block in BLOCKS:
         if block.kind == "config":
-            assert block.name in FILES, f"README.md:{block.line}: config {block.name} has no file block"
+            assert block.name in FILES, f"{block.where}: config {block.name} has no file block"
 
 
 # --- the per-code table ---------------------------------------------------------------
@@ -163,8 +173,7 @@ ABSENT = re.compile(r"\bno `([A-Za-z][A-Za-z0-9-]*)`")
 
 
 def semantics_rows() -> list[tuple[list[int], str]]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Per-code semantics\n", 1)[1].split("\n## ", 1)[0]
+    section = (ROOT / "docs" / "codes.md").read_text(encoding="utf-8")
     rows = []
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]

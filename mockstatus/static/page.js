@@ -105,7 +105,9 @@
     const qs = query.toString();
     // Relative to the page, so fetch and the shown URL use this server's own origin.
     const url = new URL(path + (qs ? "?" + qs : ""), document.baseURI).href;
-    return { url: url, codes: codes, fault: fault, accept: $("t-accept").value, follow: $("t-follow").checked };
+    // The path on this server, for the transcript route (which takes no host).
+    const target = "/" + path + (qs ? "?" + qs : "");
+    return { url: url, target: target, codes: codes, fault: fault, accept: $("t-accept").value, follow: $("t-follow").checked };
   }
 
   function shellQuote(text) {
@@ -161,6 +163,7 @@
     // fetch() cannot ask for a protocol switch; a bare 101 would leave it hanging on the echo.
     const upgrade = mode() === "single" && !req.fault && viewOf(req.codes[0]).view === "upgrade";
     run.disabled = upgrade || controller !== null;
+    $("t-wire").disabled = controller !== null; // the wire view shows every kind, a 101 included
     $("t-copied").textContent = "";
   }
   form.addEventListener("input", update);
@@ -185,14 +188,8 @@
     $("r-has-body").hidden = result.body === undefined;
   }
 
-  async function go(event) {
-    event.preventDefault();
-    if (controller !== null || run.disabled) return;
-    const req = request();
-    controller = new AbortController();
-    run.disabled = true;
-    cancel.hidden = false;
-    show({ url: req.url, status: T.running });
+  // One request with fetch(), as a browser client makes it; the outcome as show() takes it.
+  async function fetchResult(req, signal) {
     const started = performance.now();
     try {
       // Follow by default, as browser clients do; the panel then says where it ended up.
@@ -203,15 +200,14 @@
         credentials: "omit",
         cache: "no-store",
         headers: req.accept ? { Accept: req.accept } : {},
-        signal: controller.signal,
+        signal: signal,
       });
       const headersAt = performance.now() - started;
       let body = await response.text();
       const total = performance.now() - started;
       const info = [];
       if (response.type === "opaqueredirect") {
-        show({ url: req.url, status: T.status_opaque, cls: "3", info: T.opaque, time: fmt(T.headers_after, { headers: Math.round(headersAt), total: Math.round(total) }), ms: Math.round(total) });
-        return;
+        return { url: req.url, status: T.status_opaque, cls: "3", info: T.opaque, time: fmt(T.headers_after, { headers: Math.round(headersAt), total: Math.round(total) }), ms: Math.round(total) };
       }
       if (response.redirected) info.push(fmt(T.redirected, { url: response.url }));
       const choice = response.headers.get("x-mockstatus-choice");
@@ -221,7 +217,7 @@
       if (body.length > BODY_LIMIT) body = body.slice(0, BODY_LIMIT) + "\n" + fmt(T.body_cut, { n: BODY_LIMIT });
       const lines = [];
       response.headers.forEach((value, name) => lines.push(name + ": " + value));
-      show({
+      return {
         url: req.url,
         status: (response.status + " " + response.statusText).trim(),
         cls: String(response.status)[0],
@@ -230,14 +226,24 @@
         info: info.join(" "),
         headers: lines.join("\n"),
         body: body === "" ? T.empty_body : body,
-      });
+      };
     } catch (error) {
-      if (error && error.name === "AbortError") {
-        show({ url: req.url, status: T.cancelled });
-      } else {
-        const total = Math.round(performance.now() - started);
-        show({ url: req.url, status: T.status_network, cls: "5", info: fmt(T.network_error, { error: String(error) }), time: total + " ms", ms: total });
-      }
+      if (error && error.name === "AbortError") return { url: req.url, status: T.cancelled };
+      const total = Math.round(performance.now() - started);
+      return { url: req.url, status: T.status_network, cls: "5", info: fmt(T.network_error, { error: String(error) }), time: total + " ms", ms: total };
+    }
+  }
+
+  async function go(event) {
+    event.preventDefault();
+    if (controller !== null || run.disabled) return;
+    const req = request();
+    controller = new AbortController();
+    run.disabled = true;
+    cancel.hidden = false;
+    show({ url: req.url, status: T.running });
+    try {
+      show(await fetchResult(req, controller.signal));
     } finally {
       controller = null;
       cancel.hidden = true;
@@ -280,6 +286,180 @@
     });
   }
 
+  // --- the wire view: the server's own transcript beside what fetch() saw ---------------
+
+  const dialog = $("wire");
+  const wireButton = $("t-wire");
+
+  // Bytes as text with CR, LF and every other control or non-ASCII byte made visible;
+  // each marker is its own element (made with textContent) so the stylesheet can colour it.
+  function rawInto(pre, text) {
+    pre.textContent = "";
+    let plain = "";
+    const flush = () => { if (plain) { pre.appendChild(document.createTextNode(plain)); plain = ""; } };
+    const mark = (label) => {
+      flush();
+      const span = document.createElement("span");
+      span.className = "ctl";
+      span.textContent = label;
+      pre.appendChild(span);
+    };
+    for (const ch of text) {
+      const byte = ch.charCodeAt(0); // latin-1: one character per byte
+      if (byte === 13) mark("\\r");
+      else if (byte === 10) { mark("\\n"); plain += "\n"; }
+      else if (byte === 9) mark("\\t");
+      else if (byte < 32 || byte >= 127) mark("\\x" + byte.toString(16).padStart(2, "0"));
+      else plain += ch;
+    }
+    flush();
+  }
+
+  function statusLine(head) {
+    return (head.version + " " + (head.status === null ? "?" : head.status) + " " + head.reason).trim();
+  }
+
+  // What arrived, in order: heads, body pieces (each chunk's part past the head), the end.
+  function timeline(found) {
+    const events = [];
+    if (found.handshake) {
+      events.push({ kind: "handshake", at: found.handshake.ms || 0, text: found.handshake.ok ? fmt(T.w_handshake_ok, found.handshake) : fmt(T.w_handshake_failed, found.handshake) });
+    }
+    for (const head of found.interim) {
+      events.push({ kind: "interim", status: head.status, at: head.at_ms, text: fmt(T.w_interim, { line: statusLine(head) }) });
+    }
+    if (found.final) {
+      events.push({ kind: "final", status: found.final.status, at: found.final.at_ms, text: fmt(T.w_final, { line: statusLine(found.final), n: found.final.headers.length }) });
+    }
+    const heads = found.interim.concat(found.final ? [found.final] : []);
+    const bodyStart = found.final ? found.final.offset + found.final.size : heads.reduce((end, h) => Math.max(end, h.offset + h.size), 0);
+    let offset = 0;
+    for (const chunk of found.chunks) {
+      const from = Math.max(offset, bodyStart);
+      const to = offset + chunk.size;
+      if (to > from) {
+        let text;
+        if (found.headerless && offset === 0) text = fmt(T.w_headerless, { n: to - from });
+        else if (found.final) text = fmt(T.w_body, { n: to - from });
+        else text = fmt(T.w_bytes, { n: to - from });
+        events.push({ kind: found.headerless ? "headerless" : "body", at: chunk.at_ms, text: text });
+      }
+      offset = to;
+    }
+    if (found.note) events.push({ kind: "note", at: found.end.at_ms, text: fmt(T.w_note, { note: found.note }) });
+    if (found.truncated) events.push({ kind: "note", at: found.end.at_ms, text: T.w_truncated });
+    events.push({ kind: "end", how: found.end.how, at: found.end.at_ms, text: found.end.text });
+    return events;
+  }
+
+  function showWire(found) {
+    const list = $("w-timeline");
+    list.textContent = "";
+    for (const event of timeline(found)) {
+      const li = document.createElement("li");
+      li.className = "w-" + event.kind;
+      li.dataset.kind = event.kind;
+      li.dataset.ms = String(event.at);
+      if (event.status !== undefined && event.status !== null) li.dataset.status = String(event.status);
+      if (event.how) li.dataset.how = event.how;
+      const at = document.createElement("span");
+      at.className = "at";
+      at.textContent = event.at.toFixed(1) + " ms";
+      const what = document.createElement("span");
+      what.className = "what";
+      what.textContent = event.text;
+      li.append(at, what);
+      list.appendChild(li);
+    }
+    rawInto($("w-raw"), found.raw.text);
+    $("w-raw").dataset.size = String(found.raw.size);
+  }
+
+  function showFetch(result) {
+    const status = $("w-f-status");
+    status.textContent = result.status;
+    status.className = "statusline s" + (result.cls || "0");
+    $("w-f-time").textContent = result.time || "";
+    $("w-f-info").textContent = result.info || "";
+    $("w-f-info").hidden = !result.info;
+    $("w-f-headers").textContent = result.headers || "";
+    $("w-f-has-headers").hidden = !result.headers;
+    $("w-f-body").textContent = result.body === undefined ? "" : result.body;
+    $("w-f-has-body").hidden = result.body === undefined;
+  }
+
+  function wireStatus(text) {
+    $("w-status").textContent = text;
+    $("w-status").hidden = !text;
+  }
+
+  async function showTheWire() {
+    if (controller !== null) return;
+    const req = request();
+    controller = new AbortController();
+    run.disabled = true;
+    wireButton.disabled = true;
+    $("w-url").textContent = "GET " + req.url;
+    $("w-timeline").textContent = "";
+    $("w-raw").textContent = "";
+    delete $("w-raw").dataset.size;
+    showFetch({ status: "" });
+    dialog.dataset.state = "running";
+    wireStatus(T.w_running);
+    if (!dialog.open) dialog.showModal();
+    try {
+      const query = new URLSearchParams({ path: req.target });
+      const response = await fetch(new URL("__mockstatus/transcript?" + query, document.baseURI).href, {
+        credentials: "omit", cache: "no-store", signal: controller.signal,
+      });
+      const found = await response.json();
+      if (response.ok) {
+        showWire(found);
+        wireStatus("");
+      } else {
+        wireStatus(fmt(T.w_failed, { status: response.status, error: found.error || "" }));
+      }
+      // Then the browser's view of the same request (a sequence or a rate limit moves on one step).
+      // fetch() cannot ask for a protocol switch: a bare 101 would leave it hanging on the echo.
+      if (mode() === "single" && !req.fault && viewOf(req.codes[0]).view === "upgrade") {
+        showFetch({ status: "—", info: fmt(T.note_upgrade, { code: req.codes[0] }) });
+      } else {
+        showFetch(await fetchResult(req, controller.signal));
+      }
+    } catch (error) {
+      wireStatus(fmt(T.w_failed, { status: "-", error: String(error) }));
+    } finally {
+      controller = null;
+      wireButton.disabled = false;
+      dialog.dataset.state = "done";
+      update();
+    }
+  }
+
+  wireButton.addEventListener("click", showTheWire);
+  $("w-close").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => {
+    if (controller !== null) controller.abort();
+    if (/^#wire-/.test(location.hash)) history.replaceState(null, "", location.pathname + location.search);
+  });
+
+  // A card's "Show the wire" link, or a page opened at #wire-600: that code, in the wire view.
+  function wireFromHash() {
+    const match = /^#wire-(\d{3})$/.exec(location.hash);
+    if (!match || !views.has(match[1])) return; // only a code the catalog lists
+    form.querySelector('input[name="mode"][value="single"]').checked = true;
+    codeSelect.value = match[1];
+    update();
+    showTheWire();
+  }
+  window.addEventListener("hashchange", wireFromHash);
+  document.getElementById("codes-list").addEventListener("click", (event) => {
+    const link = event.target.closest("a.wire-link");
+    if (!link || location.hash !== link.hash) return;
+    event.preventDefault(); // the same hash again fires no hashchange
+    wireFromHash();
+  });
+
   // "Try" on a code: put it in the panel and move there.
   document.getElementById("codes-list").addEventListener("click", (event) => {
     const button = event.target.closest("button.try");
@@ -319,4 +499,5 @@
   restore();
   filter();
   update();
+  wireFromHash();
 })();
