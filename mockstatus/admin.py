@@ -243,13 +243,20 @@ async def tls_scenarios(request: web.Request) -> web.Response:
 
 @guarded
 async def buckets_list(request: web.Request) -> web.Response:
-    return admin_json(request.app[STATE].buckets.snapshot())
+    try:
+        return admin_json(request.app[STATE].buckets.snapshot(_namespace(request)))
+    except ValueError as exc:
+        return admin_error(400, str(exc))
 
 
 @guarded
 async def buckets_reset(request: web.Request) -> web.Response:
-    request.app[STATE].buckets.reset()
-    return admin_json({"reset": "all"})
+    try:
+        namespace = _namespace(request)
+    except ValueError as exc:
+        return admin_error(400, str(exc))
+    request.app[STATE].buckets.reset(namespace)
+    return admin_json({"reset": "all", "namespace": namespace})
 
 
 MAX_CLOCK_BODY = 1024

@@ -78,9 +78,7 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
         "max_field_size": settings.max_header_size + 256,
         "max_headers": settings.max_headers + 8,
     }
-    app = web.Application(
-        client_max_size=settings.max_body_size, handler_args=limits, middlewares=[protocol.bookkeeping]
-    )
+    app = web.Application(client_max_size=settings.max_body_size, handler_args=limits)
     state = ServerState(settings, catalog)
     app[STATE] = state
     app[page.PAGES] = page.Pages(catalog)  # the browser page, rendered once per app
@@ -100,7 +98,7 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     plain, prefixed = ("", None), (NAMESPACE_PREFIX, namespaced)
     for (prefix, wrap), table in ((plain, routes), (prefixed, ROUTES), (plain, [fallback])):
         for method, path, handler in table:
-            handler = wrap(handler) if wrap else handler
+            handler = protocol.tracked(wrap(handler) if wrap else handler)
             if method == "GET":  # and HEAD
                 app.router.add_get(prefix + path, handler, expect_handler=expect)
             else:
@@ -123,7 +121,7 @@ def make_expect_handler(state: ServerState):
 
     async def expect_handler(request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue`` (RFC 9110 §10.1.1): refuse an oversized body before it is sent."""
-        protocol.begin(request)  # runs before the middlewares
+        protocol.begin(request)  # runs before the route's handler
         expect = request.headers.get("Expect", "")
         if expect.lower() != "100-continue":
             return refuse(request, 417, f"unsupported Expect {expect!r}: only 100-continue is understood")

@@ -229,11 +229,16 @@ async def _gate(
         left = options.until - clock.wall()
         if left > 0:
             return await _gated(request, state, 503, [("Retry-After", str(ceil_seconds(left)))]), None
-    # The path without the query: /status/200?limit=5/1s and ?limit=5/1s&delay=1s share a bucket.
-    bucket = options.bucket or request.path
+    # The path without the query: /status/200?limit=5/1s and ?limit=5/1s&delay=1s share a bucket;
+    # without the /ns/{namespace} prefix, which namespace_of() names, as the header does.
+    namespace = namespace_of(request)
+    path = request.path
+    if "namespace" in request.match_info:
+        path = path[len("/ns/") + len(request.match_info["namespace"]) :]
+    bucket = options.bucket or path
     try:
         if options.outage is not None:
-            left = state.buckets.outage(bucket, options.outage)
+            left = state.buckets.outage(namespace, bucket, options.outage)
             if left > 0:
                 headers = [("Retry-After", str(ceil_seconds(left)))]
                 return await _gated(request, state, 503, headers), None
@@ -242,7 +247,7 @@ async def _gate(
         count, window = options.limit
         sliding = options.limit_mode == "sliding"
         spec = f"{options.limit_text} sliding" if sliding else str(options.limit_text)
-        verdict = state.buckets.limit(bucket, count, window, sliding, spec)
+        verdict = state.buckets.limit(namespace, bucket, count, window, sliding, spec)
     except LimitConflict as exc:
         raise BadRequest(str(exc), 409) from None
     headers = limit_headers(verdict, clock.wall())

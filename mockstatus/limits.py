@@ -87,22 +87,23 @@ def ceil_seconds(seconds: float) -> int:
 
 
 class Buckets:
-    """Rate-limit buckets and outage windows by name, at most ``max_items`` (oldest evicted)."""
+    """Rate-limit buckets and outage windows by namespace and name, at most
+    ``max_items`` in all (least recently used evicted)."""
 
     def __init__(self, max_items: int, clock: Clock) -> None:
         self.max_items = max_items
         self.clock = clock
-        self._items: collections.OrderedDict[tuple[str, str], Any] = collections.OrderedDict()
+        self._items: collections.OrderedDict[tuple[str, str, str], Any] = collections.OrderedDict()
 
-    def _store(self, key: tuple[str, str], item: Any) -> None:
+    def _store(self, key: tuple[str, str, str], item: Any) -> None:
         self._items[key] = item
         while len(self._items) > self.max_items:
             self._items.popitem(last=False)
 
-    def limit(self, name: str, limit: int, window: float, sliding: bool, spec: str) -> Verdict:
+    def limit(self, namespace: str, name: str, limit: int, window: float, sliding: bool, spec: str) -> Verdict:
         """Take one request from bucket ``name``: let it through or say when to come back."""
         now = self.clock.now()
-        key = ("limit", name)
+        key = ("limit", namespace, name)
         bucket = self._items.get(key)
         if bucket is None:
             bucket = _Bucket(spec, limit, window, sliding, start=now)
@@ -129,10 +130,10 @@ class Buckets:
             return Verdict(True, limit, limit - bucket.count, bucket.start + window - now, window)
         return Verdict(False, limit, 0, bucket.start + window - now, window)
 
-    def outage(self, name: str, duration: float) -> float:
+    def outage(self, namespace: str, name: str, duration: float) -> float:
         """Seconds left of the outage ``name`` (the first request opens it); 0 once it is over."""
         now = self.clock.now()
-        key = ("outage", name)
+        key = ("outage", namespace, name)
         window = self._items.get(key)
         if window is None:
             window = _Outage(duration, now + duration)
@@ -146,17 +147,24 @@ class Buckets:
             self._items.move_to_end(key)
         return max(0.0, window.ends - now)
 
-    def reset(self) -> None:
-        self._items.clear()
+    def reset(self, namespace: str | None = None) -> None:
+        """Forget every bucket and outage, or those of one namespace."""
+        if namespace is None:
+            self._items.clear()
+            return
+        for key in [key for key in self._items if key[1] == namespace]:
+            del self._items[key]
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, namespace: str) -> dict[str, Any]:
         now = self.clock.now()
         limits: dict[str, Any] = {}
         outages: dict[str, Any] = {}
-        for (what, name), item in self._items.items():
+        for (what, space, name), item in self._items.items():
+            if space != namespace:
+                continue
             if what == "outage":
                 outages[name] = {"duration": item.duration, "left": round(max(0.0, item.ends - now), 3)}
             elif item.sliding:

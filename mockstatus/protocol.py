@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
+import functools
 import logging
 import socket
 import time
@@ -437,7 +438,7 @@ class Connection(asyncio.Protocol):
     def begin(self, request: web.BaseRequest) -> None:
         """A handler starts on the next pending request: note its arrival, watch its end."""
         if request is self.last_begun:
-            return  # the expect handler began it, before the middlewares
+            return  # the expect handler began it, before the route handler
         self.last_begun = request
         request[ARRIVED] = self.arrivals.pop(0) if self.arrivals else time.monotonic()
         self.requests_begun += 1
@@ -491,7 +492,7 @@ class Connection(asyncio.Protocol):
         self.listener.tasks.discard(task)
         self.pending -= 1
         if not self.pending:
-            self.last_begun = None  # no handler can be between its expect handler and the middlewares
+            self.last_begun = None  # no request can be between its expect handler and its route handler
         if self.refusal is not None and self.pending <= self.refuse_at:
             self._send_refusal()
             return
@@ -848,17 +849,27 @@ def arrival(request: web.BaseRequest) -> float | None:
     return request.get(ARRIVED)
 
 
-@web.middleware
-async def bookkeeping(request: web.Request, handler):
-    """Tell the connection a handler started, so it knows the request's arrival and end."""
-    view = request.transport
-    if isinstance(view, _AiohttpTransport):
-        view.connection.begin(request)
-    return await handler(request)
+def tracked(handler):
+    """A route's handler that first tells the connection it started, so the layer
+    knows the request's arrival and, when the handler's task ends, that the reply
+    is out.  A wrapper on each route, not a middleware: aiohttp builds a
+    middleware chain for every request, which costs more than the handlers of
+    the fast path themselves.  Every route of the app is registered through it
+    (app.py), the catch-all included, so no request reaches aiohttp's own
+    404/405 handlers."""
+
+    @functools.wraps(handler)
+    async def run(request: web.Request) -> web.StreamResponse:
+        view = request.transport
+        if isinstance(view, _AiohttpTransport):
+            view.connection.begin(request)
+        return await handler(request)
+
+    return run
 
 
 def begin(request: web.BaseRequest) -> None:
-    """For handlers that run outside the middleware chain (aiohttp's expect handler)."""
+    """For code that runs before the route's handler (aiohttp's expect handler)."""
     view = request.transport
     if isinstance(view, _AiohttpTransport):
         view.connection.begin(request)

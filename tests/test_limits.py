@@ -367,3 +367,25 @@ def test_a_cors_preflight_is_not_counted(mockstatus):
     assert preflight.status_code == 204
     assert requests.put(mockstatus.url("/status/200?limit=1/1m"), timeout=5).status_code == 200
     assert requests.head(mockstatus.url("/status/200?limit=1/1m"), timeout=5).status_code == 429
+
+
+def test_buckets_are_per_namespace_by_header_or_prefix(mockstatus):
+    """A limit counts per namespace; the /ns/ prefix and the header name the same one."""
+    path = "/status/200?limit=1/1m"
+
+    def status(url: str, namespace: str | None = None) -> int:
+        headers = {"X-Mockstatus-Namespace": namespace} if namespace else {}
+        return requests.get(mockstatus.url(url), headers=headers, timeout=5).status_code
+
+    assert status(path, "suite-a") == 200
+    assert status("/ns/suite-a" + path) == 429  # the same bucket: the path without its prefix
+    assert status(path, "suite-b") == 200
+    assert status(path) == 200  # the default namespace has its own
+    listed = requests.get(mockstatus.url("/__mockstatus/buckets?namespace=suite-a"), timeout=5).json()
+    assert list(listed["limits"]) == ["/status/200"] and listed["limits"]["/status/200"]["used"] == 1
+    reset = requests.delete(mockstatus.url("/__mockstatus/buckets?namespace=suite-a"), timeout=5)
+    assert reset.json() == {"reset": "all", "namespace": "suite-a"}
+    assert status(path, "suite-a") == 200  # reset
+    assert status(path, "suite-b") == 429  # untouched
+    bad = requests.get(mockstatus.url("/__mockstatus/buckets?namespace=a%20b"), timeout=5)
+    assert bad.status_code == 400 and "'a b'" in bad.text
