@@ -8,12 +8,14 @@ does so for module-scoped fixtures.  Here: ``wheel_venv`` and ``no_server_errors
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -88,3 +90,21 @@ def no_server_errors(caplog):
         if r.name.startswith(("aiohttp", "mockstatus", "asyncio")) and (r.levelno >= logging.ERROR or r.exc_info)
     ]  # fmt: skip
     assert not loud, [r.getMessage() for r in loud]
+
+
+@pytest.fixture
+def asyncio_loop_server():
+    """A server on the standard library's event loop (serve_in_thread uses uvloop)."""
+    from mockstatus.runner import start
+    from mockstatus.settings import Settings
+
+    loop = asyncio.new_event_loop()
+    assert type(loop).__module__.startswith("asyncio")
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    running = asyncio.run_coroutine_threadsafe(start(Settings(host="127.0.0.1", port=0)), loop).result(10)
+    yield running
+    asyncio.run_coroutine_threadsafe(running.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()

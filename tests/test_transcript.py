@@ -10,13 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-import threading
 
 import pytest
 import requests
 
-from mockstatus.runner import start
-from mockstatus.settings import Settings
 from mockstatus.transcript import MAX_CAPTURE, Recorder
 from tests import wire
 
@@ -257,20 +254,6 @@ def taken_with_token(server) -> dict:
 def test_transcript_answers_only_a_loopback_host(mockstatus):
     response = transcript(mockstatus, "/status/200", host="evil.example")
     assert response.status_code == 403
-
-
-@pytest.fixture
-def asyncio_loop_server():
-    """A server on the standard library's event loop (serve_in_thread uses uvloop when installed)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    running = asyncio.run_coroutine_threadsafe(start(Settings(host="127.0.0.1", port=0)), loop).result(10)
-    yield running
-    asyncio.run_coroutine_threadsafe(running.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.close()
 
 
 @pytest.mark.parametrize(("path", "how"), [("/status/200?fault=reset", "reset"), ("/status/600", "fin")])

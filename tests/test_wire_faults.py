@@ -9,17 +9,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import re
-import threading
 import time
 
 import pytest
-from wire import connect, read_chunk, read_response, read_to_end, request_bytes
+from wire import connect, open_fds, read_chunk, read_response, read_to_end, request_bytes, settle
 
 from mockstatus.catalog import FAULTS
-from mockstatus.runner import start
-from mockstatus.settings import Settings
 
 DATE = re.compile(rb"\r\nDate: [^\r]*")
 # The faults in the reply itself; tests/test_wire_stages.py has the ones around it.
@@ -253,20 +249,6 @@ def test_unknown_fault_gets_400_listing_the_names(mockstatus, path, headers):
 # --- the server survives ------------------------------------------------------------
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def settle(measure, target, timeout: float = 3.0):
-    """Wait until ``measure()`` falls back to ``target``; return its last value."""
-    deadline = time.monotonic() + timeout
-    value = measure()
-    while value > target and time.monotonic() < deadline:
-        time.sleep(0.02)
-        value = measure()
-    return value
-
-
 def test_a_thousand_mixed_faults_leave_nothing_behind(make_mockstatus):
     server = make_mockstatus()
     paths = [f"/status/200?fault={fault}" for fault in CLASSIC] + ["/status/444", "/status/600", "/status/408"]
@@ -323,21 +305,6 @@ def test_raw_replies_log_no_error(make_mockstatus, caplog, capfd):
 
 
 # --- reset on the standard asyncio loop too -----------------------------------------
-
-
-@pytest.fixture
-def asyncio_loop_server():
-    """A server on the standard library's event loop (serve_in_thread uses uvloop)."""
-    loop = asyncio.new_event_loop()
-    assert type(loop).__module__.startswith("asyncio")
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    running = asyncio.run_coroutine_threadsafe(start(Settings(host="127.0.0.1", port=0)), loop).result(10)
-    yield running
-    asyncio.run_coroutine_threadsafe(running.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.close()
 
 
 def test_reset_on_the_standard_asyncio_loop(asyncio_loop_server):

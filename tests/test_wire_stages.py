@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import re
 import time
 
 import pytest
-from wire import connect, read_chunk, read_response, read_to_end, request_bytes
+from wire import connect, open_fds, read_chunk, read_response, read_to_end, request_bytes, settle
 
 from mockstatus.catalog import ConfigError, load_catalog
 
@@ -256,19 +255,6 @@ def test_bad_catalog_kind_is_one_line(tmp_path, kind):
 
 
 # --- resources ------------------------------------------------------------------------
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def settle(measure, target, timeout: float = 3.0):
-    deadline = time.monotonic() + timeout
-    value = measure()
-    while value > target and time.monotonic() < deadline:
-        time.sleep(0.02)
-        value = measure()
-    return value
 
 
 def test_a_thousand_stage_faults_leave_nothing_behind(make_mockstatus):

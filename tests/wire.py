@@ -18,7 +18,9 @@ else reads through it:
 from __future__ import annotations
 
 import http.client
+import os
 import socket
+import time
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -336,3 +338,20 @@ def http_request(server, target: str, method: str = "GET", headers: dict | None 
         return response.status, response.headers, response.read()
     finally:
         conn.close()
+
+
+# --- resources a server holds (this process's own, for in-thread servers) ---------
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def settle(measure, target, timeout: float = 3.0):
+    """Wait until ``measure()`` falls back to ``target``; return its last value."""
+    deadline = time.monotonic() + timeout
+    value = measure()
+    while value > target and time.monotonic() < deadline:
+        time.sleep(0.02)
+        value = measure()
+    return value
