@@ -25,11 +25,19 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="mockstatus" \
       org.opencontainers.image.description="A mock HTTP status server that gets the wire right" \
       org.opencontainers.image.licenses="MIT"
-# The wheel is bind-mounted from the builder, so it never becomes a layer here.
+# Every dependency (the redis extra included: the image has everything) from
+# requirements/image.lock, pinned with the hash of every file PyPI has for
+# it, so a build on any architecture installs exactly these bytes or fails.
+# Regenerate it with the command at its top when pyproject.toml changes.
+RUN --mount=type=bind,source=requirements/image.lock,target=/tmp/image.lock \
+    python -m pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore \
+        --require-hashes -r /tmp/image.lock
+# The wheel is bind-mounted from the builder, so it never becomes a layer here;
+# its dependencies are the locked ones above.
 # A numeric, non-root user: Kubernetes' runAsNonRoot can verify it, and
 # OpenShift's arbitrary UIDs work too (nothing here writes to disk).
 RUN --mount=type=bind,from=builder,source=/dist,target=/dist \
-    python -m pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore /dist/*.whl \
+    python -m pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore --no-deps /dist/*.whl \
  && groupadd --gid 10001 mockstatus \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mockstatus
 USER 10001:10001

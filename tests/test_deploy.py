@@ -5,7 +5,6 @@ table, the catalog through the real loader), and the manifests pass the Kubernet
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -50,11 +49,10 @@ def test_nginx_balances_over_the_replicas_port():
     assert read_timeout > 300
 
 
-def test_the_redis_image_installs_the_extras_range():
-    extra = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
-    (wanted,) = extra["redis"]
-    assert f'"{wanted}"' in (DEPLOY / "Dockerfile.redis").read_text(encoding="utf-8")
-    assert COMPOSE["services"]["mockstatus"]["build"]["dockerfile"] == "Dockerfile.redis"
+def test_the_replicas_use_the_repositorys_image_which_has_the_redis_extra():
+    assert COMPOSE["services"]["mockstatus"]["build"] == {"context": ".."}
+    lock = (ROOT / "requirements" / "image.lock").read_text(encoding="utf-8")
+    assert re.search(r"^redis==", lock, re.M), "the image's lock has no redis"
 
 
 # --- Kubernetes ---------------------------------------------------------------------------

@@ -307,13 +307,27 @@ def test_dockerignore_keeps_local_state_out(path):
     assert dockerignore_excludes(path)
 
 
-def test_final_stage_installs_only_the_wheel_from_the_builder():
+LOCK = ROOT / "requirements" / "image.lock"
+
+
+def locked() -> dict[str, str]:
+    """name -> version of every package requirements/image.lock pins."""
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", LOCK.read_text(encoding="utf-8"), re.M)
+    return {name.lower().replace("_", "-"): version for name, version in pins}
+
+
+def test_final_stage_installs_the_hash_locked_dependencies_then_the_wheel_alone():
     assert not context_copies(FINAL), "the final stage must not copy sources from the build context"
     installs = [r for r in FINAL.all("RUN") if "pip install" in r.args]
-    assert len(installs) == 1, [r.args for r in installs]
-    run = installs[0]
+    assert len(installs) == 2, [r.args for r in installs]
+    lock_run, run = installs
+    words = shlex.split(lock_run.args.replace("\\\n", " "))
+    assert "--require-hashes" in words and words[words.index("-r") + 1] == "/tmp/image.lock"
+    mount = dict(item.split("=", 1) for item in lock_run.flags["mount"].split(","))
+    assert (mount["source"], mount["target"]) == ("requirements/image.lock", "/tmp/image.lock")
     command = run.args.split("&&")[0]
     words = shlex.split(command)
+    assert "--no-deps" in words  # every dependency came from the lock
     targets = [w for w in words[words.index("install") + 1 :] if not w.startswith("-")]
     assert targets and all(t.endswith(".whl") for t in targets), targets
     assert not {"-e", "--editable", "-r", "--requirement"} & set(words)
@@ -321,6 +335,30 @@ def test_final_stage_installs_only_the_wheel_from_the_builder():
     mount = dict(item.split("=", 1) for item in run.flags["mount"].split(","))
     assert mount["from"] == STAGES[0].name
     assert all(t.startswith(mount["target"].rstrip("/") + "/") for t in targets)
+
+
+def test_the_lock_pins_every_runtime_dependency_with_hashes():
+    """What the wheel (and its redis extra) needs is locked, each pin with hashes, no test tool."""
+    pins = locked()
+    project = PYPROJECT["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["redis"]]
+    for requirement in wanted:
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower().replace("_", "-")
+        assert name in pins, f"{name} is not in requirements/image.lock"
+    text = LOCK.read_text(encoding="utf-8")
+    blocks = re.split(r"\n(?=[A-Za-z0-9_.-]+==)", text.split("\n\n", 1)[-1])
+    for block in blocks:
+        if "==" in block.split("\n", 1)[0]:
+            assert "--hash=sha256:" in block, block.split("\n", 1)[0]
+    assert not test_extra_names() - {"redis"} & set(pins), "the lock has test tools"
+    # The lock satisfies the declared ranges (pyproject's floors included).
+    from packaging.requirements import Requirement
+
+    for requirement in map(Requirement, wanted):
+        assert requirement.specifier.contains(pins[requirement.name.lower()]), (
+            requirement,
+            pins[requirement.name.lower()],
+        )
 
 
 def test_final_stage_has_no_test_tools():
