@@ -222,7 +222,7 @@ ADMIN_HEADERS = {"Server": SERVER, "Cache-Control": "no-store"}
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # Bytes of JSON written per write() when streaming a list: a bounded slice of
 # event-loop time, and of memory, however long the list.
-STREAM_CHUNK = 64 * 1024
+STREAM_CHUNK = 256 * 1024
 
 
 def admin_json(data, status: int = 200) -> web.Response:
