@@ -12,6 +12,7 @@ import asyncio
 import html
 import json
 
+import orjson
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -220,6 +221,19 @@ ADMIN_HEADERS = {"Server": SERVER, "Cache-Control": "no-store"}
 # Compact: json.dumps with an indent runs the pure-Python encoder, several
 # times slower than the C one, and all of it on the event loop.
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _dumps(data) -> bytes:
+    """Compact JSON bytes: orjson, which encodes a full journal many times faster
+    than the standard library (the encoding runs on the event loop); the standard
+    encoder for what orjson refuses (an integer above 64 bits).  Header values
+    reach here already printable (journal._printable), never as lone surrogates."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _compact(data).encode()
+
+
 # Bytes of JSON written per write() when streaming a list: a bounded slice of
 # event-loop time, and of memory, however long the list.
 STREAM_CHUNK = 256 * 1024
@@ -227,7 +241,7 @@ STREAM_CHUNK = 256 * 1024
 
 def admin_json(data, status: int = 200) -> web.Response:
     """A reply of ``/__mockstatus/*``: compact JSON, never cached."""
-    body = _compact(data).encode() + b"\n"
+    body = _dumps(data) + b"\n"
     return web.Response(status=status, body=body, content_type="application/json", headers=ADMIN_HEADERS)
 
 
@@ -243,17 +257,17 @@ async def admin_json_list(request: web.Request, head: dict, key: str, items: lis
     response = web.StreamResponse(headers=ADMIN_HEADERS)
     response.content_type = "application/json"
     await response.prepare(request)
-    parts = [_compact(head)[:-1] + ("," if head else "") + _compact(key) + ":["]
+    parts = [_dumps(head)[:-1] + (b"," if head else b"") + _dumps(key) + b":["]
     size = 0
     for index, item in enumerate(items):
-        text = _compact(to_json(item))
-        parts.append("," + text if index else text)
+        text = _dumps(to_json(item))
+        parts.append(b"," + text if index else text)
         size += len(text)
         if size >= STREAM_CHUNK:
-            await response.write("".join(parts).encode())
+            await response.write(b"".join(parts))
             parts, size = [], 0
             await asyncio.sleep(0)
-    parts.append("]}\n")
-    await response.write("".join(parts).encode())
+    parts.append(b"]}\n")
+    await response.write(b"".join(parts))
     await response.write_eof()
     return response

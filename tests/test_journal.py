@@ -289,3 +289,14 @@ def test_health_and_status_routes_stay_open(guarded_server):
     assert (health.status_code, health.json()["status"]) == (200, "ok")
     assert requests.get(guarded_server.url("/status/418"), timeout=5).status_code == 418
     assert requests.get(guarded_server.url("/sequence/open/503,200"), timeout=5).status_code == 503
+
+
+def test_admin_json_falls_back_for_what_orjson_refuses():
+    """An integer above 64 bits (orjson refuses it) still encodes, as the standard encoder does."""
+    import json
+
+    from mockstatus.bodies import _dumps
+
+    odd = {"big": 2**70, "text": "中文"}
+    assert json.loads(_dumps(odd)) == odd
+    assert _dumps({"text": "中文"}) == '{"text":"中文"}'.encode()
