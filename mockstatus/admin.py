@@ -244,9 +244,12 @@ async def tls_scenarios(request: web.Request) -> web.Response:
 @guarded
 async def buckets_list(request: web.Request) -> web.Response:
     try:
-        return admin_json(request.app[STATE].buckets.snapshot(_namespace(request)))
+        state = request.app[STATE]
+        return admin_json(await state.store.buckets(state, _namespace(request)))
     except ValueError as exc:
         return admin_error(400, str(exc))
+    except StoreError as exc:
+        return store_error(exc)
 
 
 @guarded
@@ -255,7 +258,11 @@ async def buckets_reset(request: web.Request) -> web.Response:
         namespace = _namespace(request)
     except ValueError as exc:
         return admin_error(400, str(exc))
-    request.app[STATE].buckets.reset(namespace)
+    state = request.app[STATE]
+    try:
+        await state.store.reset_buckets(state, namespace)
+    except StoreError as exc:
+        return store_error(exc)
     return admin_json({"reset": "all", "namespace": namespace})
 
 
@@ -296,14 +303,20 @@ async def clock_advance(request: web.Request) -> web.Response:
         return admin_error(400, str(exc))
     if seconds > MAX_ADVANCE:
         return admin_error(400, f"bad advance {data['advance']!r}: at most a year (8760h) at once")
-    state.clock.advance(seconds)
+    try:
+        await state.store.advance_clock(state, seconds)
+    except StoreError as exc:
+        return store_error(exc)
     return admin_json(_clock_json(state))
 
 
 @guarded
 async def clock_reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    state.clock.reset()
+    try:
+        await state.store.reset_clock(state)
+    except StoreError as exc:
+        return store_error(exc)
     return admin_json(_clock_json(state))
 
 

@@ -238,7 +238,7 @@ async def _gate(
     bucket = options.bucket or path
     try:
         if options.outage is not None:
-            left = state.buckets.outage(namespace, bucket, options.outage)
+            left = await state.store.outage(state, namespace, bucket, options.outage)
             if left > 0:
                 headers = [("Retry-After", str(ceil_seconds(left)))]
                 return await _gated(request, state, 503, headers), None
@@ -247,16 +247,26 @@ async def _gate(
         count, window = options.limit
         sliding = options.limit_mode == "sliding"
         spec = f"{options.limit_text} sliding" if sliding else str(options.limit_text)
-        verdict = state.buckets.limit(namespace, bucket, count, window, sliding, spec)
+        verdict, wall = await state.store.limit(state, namespace, bucket, count, window, sliding, spec)
     except LimitConflict as exc:
         raise BadRequest(str(exc), 409) from None
-    headers = limit_headers(verdict, clock.wall())
+    except StoreError as exc:
+        return _store_failed(request, state, exc), None
+    headers = limit_headers(verdict, wall)
     if verdict.allowed:
         return None, headers
     # RFC 6585 §4: 429 Too Many Requests, with Retry-After (RFC 9110 §10.2.3)
     # rounded up, so a client that waits it out is let through.
     headers.insert(0, ("Retry-After", str(ceil_seconds(verdict.reset))))
     return await _gated(request, state, 429, headers), None
+
+
+def _store_failed(request: web.Request, state: ServerState, exc: StoreError) -> web.Response:
+    """A request whose answer is the store's (a step, a limit) while the store fails:
+    never a silently local answer."""
+    response = _error(request, state, 500, str(exc))
+    response.headers["X-Mockstatus-Error"] = "state-store"
+    return response
 
 
 async def _gated(request: web.Request, state: ServerState, code: int, headers: list[tuple[str, str]]) -> web.Response:
@@ -324,10 +334,7 @@ async def sequence_handler(request: web.Request) -> web.StreamResponse:
         except SequenceConflict as exc:
             raise BadRequest(str(exc), 409) from None
         except StoreError as exc:
-            # Never a silently local answer: the step is the store's to give.
-            response = _error(request, state, 500, str(exc))
-            response.headers["X-Mockstatus-Error"] = "state-store"
-            return response
+            return _store_failed(request, state, exc)
         body_size, preview = await _read_body_unless_cut(request, state, options, code)
     except BadRequest as exc:
         return _error(request, state, exc.status, exc.message)

@@ -38,6 +38,11 @@ class Clock:
     def wall(self) -> float:
         return time.time() + self.offset
 
+    @staticmethod
+    def raw_wall() -> float:
+        """The wall clock without the offset (a shared store adds its own)."""
+        return time.time()
+
     def advance(self, seconds: float) -> float:
         self.offset += seconds
         return self.offset

@@ -182,6 +182,27 @@ class MemoryStore:
     async def health(self) -> Health:
         return Health(None, {"store": "memory"})
 
+    # -- rate limits, outages, the test clock (limits.Buckets and limits.Clock) ----
+
+    async def limit(self, state, namespace: str, name: str, limit: int, window: float, sliding: bool, spec: str):
+        """(verdict, wall time it was taken at); LimitConflict for another limit under the name."""
+        return state.buckets.limit(namespace, name, limit, window, sliding, spec), state.clock.wall()
+
+    async def outage(self, state, namespace: str, name: str, duration: float) -> float:
+        return state.buckets.outage(namespace, name, duration)
+
+    async def buckets(self, state, namespace: str) -> dict[str, Any]:
+        return state.buckets.snapshot(namespace)
+
+    async def reset_buckets(self, state, namespace: str) -> None:
+        state.buckets.reset(namespace)
+
+    async def advance_clock(self, state, seconds: float) -> float:
+        return state.clock.advance(seconds)
+
+    async def reset_clock(self, state) -> None:
+        state.clock.reset()
+
 
 # One atomic step of a sequence (Redis runs a script without interleaving other
 # commands): check the codes for the 409, count the call, pick the step as
@@ -225,6 +246,75 @@ return id
 """
 
 
+# Rate limits and outages in the store, so every replica counts one bucket.
+# Time is the caller's wall clock (replicas agree on it as until= assumes)
+# plus the test clock's offset, which is kept in the store so an advance on
+# one replica moves them all.  Numbers go back as strings: Redis would cut a
+# Lua number to an integer.  Only GET, HGET, HMGET, HSET, PEXPIRE, ZADD, ZCARD,
+# ZRANGE, ZREMRANGEBYSCORE, HINCRBY (and INCRBYFLOAT, ZCOUNT outside the scripts):
+# commands Redis 6.2 and Valkey share.
+LIMIT_SCRIPT = """
+local now = tonumber(ARGV[1]) + tonumber(redis.call('GET', KEYS[3]) or '0')
+local limit, window, sliding = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local held = redis.call('HMGET', KEYS[1], 'limit', 'window', 'sliding', 'spec')
+if held[1] and (tonumber(held[1]) ~= limit or tonumber(held[2]) ~= window or held[3] ~= sliding) then
+  return {'conflict', held[4]}
+end
+if not held[1] then
+  redis.call('HSET', KEYS[1], 'limit', ARGV[2], 'window', ARGV[3], 'sliding', sliding, 'spec', ARGV[5],
+             'start', tostring(now), 'count', '0')
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+if sliding == '1' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tostring(now - window))
+  local used = redis.call('ZCARD', KEYS[2])
+  local allowed = 0
+  if used < limit then
+    local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+    redis.call('ZADD', KEYS[2], tostring(now), tostring(n))
+    used = used + 1
+    allowed = 1
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  local reset = window
+  if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+  local remaining = limit - used
+  if allowed == 0 then remaining = 0 end
+  return {tostring(allowed), tostring(remaining), tostring(reset), tostring(now)}
+end
+local start = tonumber(redis.call('HGET', KEYS[1], 'start'))
+local count = tonumber(redis.call('HGET', KEYS[1], 'count'))
+if now >= start + window then
+  start, count = now, 0
+end
+local allowed = 0
+if count < limit then
+  count = count + 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'start', tostring(start), 'count', tostring(count))
+local remaining = limit - count
+if allowed == 0 then remaining = 0 end
+return {tostring(allowed), tostring(remaining), tostring(start + window - now), tostring(now)}
+"""
+
+OUTAGE_SCRIPT = """
+local now = tonumber(ARGV[1]) + tonumber(redis.call('GET', KEYS[2]) or '0')
+local held = redis.call('HMGET', KEYS[1], 'duration', 'ends')
+if held[1] and tonumber(held[1]) ~= tonumber(ARGV[2]) then
+  return {'conflict', held[1]}
+end
+local ends = tonumber(held[2])
+if not held[1] then
+  ends = now + tonumber(ARGV[2])
+  redis.call('HSET', KEYS[1], 'duration', ARGV[2], 'ends', tostring(ends))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {'ok', tostring(math.max(0, ends - now)), tostring(now)}
+"""
+
+
 class StoreJournal(Journal):
     """The journal's recording side for a Redis store: entries go to a bounded
     queue that a background task writes in batches; when it is full they are dropped and counted."""
@@ -263,6 +353,8 @@ class RedisStore:
         )
         self._step = self.redis.register_script(STEP_SCRIPT)
         self._append = self.redis.register_script(APPEND_SCRIPT)
+        self._limit = self.redis.register_script(LIMIT_SCRIPT)
+        self._outage = self.redis.register_script(OUTAGE_SCRIPT)
         self._writer: asyncio.Task | None = None
         self.errors = 0  # commands that failed (the metrics and health say so)
         self.last_error: str | None = None
@@ -437,6 +529,100 @@ class RedisStore:
                 await self.redis.delete(*journals)
 
         await self._call(delete_all())
+
+    # -- rate limits, outages, the test clock ------------------------------------
+
+    CLOCK_KEY = KEY_PREFIX + "clock:offset"
+
+    def _bucket_key(self, namespace: str, what: str, name: str) -> str:
+        return f"{KEY_PREFIX}{namespace}:bucket:{what}:{name}"
+
+    def _idle_ms(self, window: float = 0.0) -> str:
+        # Idle buckets expire like sequences (--sequence-ttl), never inside their window.
+        return str(max(self.ttl_ms, int(window * 1000) + 1000))
+
+    async def limit(self, state, namespace: str, name: str, limit: int, window: float, sliding: bool, spec: str):
+        from .limits import LimitConflict, Verdict
+
+        key = self._bucket_key(namespace, "limit", name)
+        args = [repr(state.clock.raw_wall()), str(limit), repr(window), "1" if sliding else "0", spec,
+                self._idle_ms(window)]  # fmt: skip
+        got = await self._call(self._limit(keys=[key, key + ":log", self.CLOCK_KEY], args=args))
+        if got[0] == "conflict":
+            raise LimitConflict(
+                f"bucket {name!r} is already limited to {got[1]!r}, not {spec!r}; "
+                "reset it with DELETE /__mockstatus/buckets or name another with bucket="
+            )
+        allowed, remaining, reset, now = got
+        return Verdict(allowed == "1", limit, int(remaining), float(reset), window), float(now)
+
+    async def outage(self, state, namespace: str, name: str, duration: float) -> float:
+        from .durations import format_seconds
+        from .limits import LimitConflict
+
+        key = self._bucket_key(namespace, "outage", name)
+        args = [repr(state.clock.raw_wall()), repr(duration), self._idle_ms(duration)]
+        got = await self._call(self._outage(keys=[key, self.CLOCK_KEY], args=args))
+        if got[0] == "conflict":
+            raise LimitConflict(
+                f"outage {name!r} already lasts {format_seconds(float(got[1]))}, not {format_seconds(duration)}; "
+                "reset it with DELETE /__mockstatus/buckets or name another with bucket="
+            )
+        return float(got[1])
+
+    async def buckets(self, state, namespace: str) -> dict[str, Any]:
+        """The namespace's buckets and outages, as limits.Buckets.snapshot gives them."""
+        prefix = f"{KEY_PREFIX}{namespace}:bucket:"
+
+        async def read() -> dict[str, Any]:
+            offset = float(await self.redis.get(self.CLOCK_KEY) or 0)
+            now = state.clock.raw_wall() + offset
+            limits: dict[str, Any] = {}
+            outages: dict[str, Any] = {}
+            async for key in self.redis.scan_iter(match=prefix + "*", count=500):
+                what, _, name = key[len(prefix) :].partition(":")
+                if what == "outage":
+                    item = await self.redis.hgetall(key)
+                    if item:
+                        left = max(0.0, float(item["ends"]) - now)
+                        outages[name] = {"duration": float(item["duration"]), "left": round(left, 3)}
+                elif what == "limit" and not name.endswith(":log"):
+                    item = await self.redis.hgetall(key)
+                    if not item:
+                        continue
+                    limit, window = int(item["limit"]), float(item["window"])
+                    if item["sliding"] == "1":
+                        used = await self.redis.zcount(key + ":log", f"({now - window!r}", "+inf")
+                        limits[name] = {"limit": item["spec"], "used": used, "remaining": limit - used}
+                    else:
+                        start = float(item["start"])
+                        used = int(item["count"]) if now < start + window else 0
+                        left = start + window - now if used else window
+                        limits[name] = {
+                            "limit": item["spec"], "used": used, "remaining": limit - used, "reset": round(left, 3),
+                        }  # fmt: skip
+            return {"limits": limits, "outages": outages}
+
+        return await self._call(read())
+
+    async def reset_buckets(self, state, namespace: str) -> None:
+        prefix = f"{KEY_PREFIX}{namespace}:bucket:"
+
+        async def delete_all() -> None:
+            keys = [key async for key in self.redis.scan_iter(match=prefix + "*", count=500)]
+            if keys:
+                await self.redis.delete(*keys)
+
+        await self._call(delete_all())
+
+    async def advance_clock(self, state, seconds: float) -> float:
+        """Move every replica's test clock (the offset is the store's); return the offset."""
+        state.clock.offset = float(await self._call(self.redis.incrbyfloat(self.CLOCK_KEY, seconds)))
+        return state.clock.offset
+
+    async def reset_clock(self, state) -> None:
+        await self._call(self.redis.delete(self.CLOCK_KEY))
+        state.clock.reset()
 
     async def health(self) -> Health:
         details: dict[str, Any] = {"store": self.shown, "journal_dropped": self.journal.dropped}

@@ -329,3 +329,66 @@ def test_every_route_answers_under_a_namespace_prefix(mockstatus):
     missing = requests.get(base + "/nowhere")
     assert missing.status_code == 404 and "'/ns/suite-a/nowhere'" in missing.text
     assert [e["namespace"] for e in mockstatus.requests(namespace="suite-a")] == ["suite-a"] * 3
+
+
+# --- rate limits, outages and the test clock in the store --------------------------------
+
+
+def test_a_limit_counts_once_across_replicas(redis_server, make_mockstatus):
+    """limit=3/1m over two servers on one Redis: three requests pass in all, not three each."""
+    servers = [make_mockstatus(state=redis_server.url) for _ in range(2)]
+    got = [requests.get(servers[i % 2].url("/status/200?limit=3/1m"), timeout=5) for i in range(6)]
+    assert [r.status_code for r in got] == [200, 200, 200, 429, 429, 429]
+    assert [r.headers["RateLimit-Remaining"] for r in got] == ["2", "1", "0", "0", "0", "0"]
+    assert got[3].headers["Retry-After"] == "60"
+    listed = [requests.get(s.url("/__mockstatus/buckets"), timeout=5).json() for s in servers]
+    for seen in listed:  # from either replica ("reset" is read a moment apart)
+        assert {k: v for k, v in seen["limits"]["/status/200"].items() if k != "reset"} == {
+            "limit": "3/1m", "used": 3, "remaining": 0,
+        }  # fmt: skip
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["memory", "redis"])
+def test_limits_outages_and_conflicts_answer_as_memory_does(shared, request, make_mockstatus):
+    settings = {"state": request.getfixturevalue("redis_server").url} if shared else {}
+    server = make_mockstatus(**settings)
+
+    def get(path: str, **headers) -> requests.Response:
+        return requests.get(server.url(path), headers=headers, timeout=5)
+
+    sliding = [get("/status/204?limit=2/1m&limit_mode=sliding").status_code for _ in range(3)]
+    assert sliding == [204, 204, 429]
+    assert get("/status/204?limit=3/1m").status_code == 409  # the bucket holds another limit
+    outage = get("/status/200?outage=30s&bucket=down")
+    assert (outage.status_code, outage.headers["Retry-After"]) == (503, "30")
+    assert get("/status/200?outage=10s&bucket=down").status_code == 409
+    # Another namespace has its own buckets.
+    assert get("/status/200?outage=30s&bucket=down", **{"X-Mockstatus-Namespace": "other"}).status_code == 503
+    assert get("/status/204?limit=2/1m&limit_mode=sliding", **{"X-Mockstatus-Namespace": "other"}).status_code == 204
+    # The test clock moves every replica's limits and outages past their windows.
+    requests.post(server.url("/__mockstatus/clock"), json={"advance": "61s"}, timeout=5).raise_for_status()
+    assert get("/status/200?outage=30s&bucket=down").status_code == 200
+    assert get("/status/204?limit=2/1m&limit_mode=sliding").status_code == 204
+    listed = get("/__mockstatus/buckets").json()
+    assert listed["outages"]["down"] == {"duration": 30.0, "left": 0.0}
+    assert listed["limits"]["/status/204"]["used"] == 1
+    assert requests.delete(server.url("/__mockstatus/buckets"), timeout=5).status_code == 200
+    assert get("/__mockstatus/buckets").json() == {"limits": {}, "outages": {}}
+    assert get("/__mockstatus/buckets?namespace=other").json()["outages"]["down"]["duration"] == 30.0
+
+
+def test_the_test_clock_is_shared_by_replicas(redis_server, make_mockstatus):
+    first, second = (make_mockstatus(state=redis_server.url) for _ in range(2))
+    assert requests.get(first.url("/status/200?outage=1m&bucket=b"), timeout=5).status_code == 503
+    first.advance_clock("2m")  # the plugin's helper, on one replica
+    assert requests.get(second.url("/status/200?outage=1m&bucket=b"), timeout=5).status_code == 200
+    assert requests.delete(second.url("/__mockstatus/clock"), timeout=5).json() == {"offset": 0.0}
+    assert requests.get(first.url("/status/200?outage=1m&bucket=b"), timeout=5).status_code == 503
+
+
+def test_a_limit_while_redis_is_down_is_a_500_naming_the_store(redis_server, make_mockstatus):
+    server = make_mockstatus(state=redis_server.url)
+    redis_server.stop()
+    got = requests.get(server.url("/status/200?limit=5/1s"), timeout=5)
+    assert got.status_code == 500 and got.headers["X-Mockstatus-Error"] == "state-store"
+    assert f"state store {redis_server.url} failed" in got.text
