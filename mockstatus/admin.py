@@ -89,20 +89,18 @@ def owner_only(handler):
 
 
 def guarded(handler):
+    """The Host check, then the admin token when one is set: every admin route but health."""
+
     @functools.wraps(handler)
     async def check(request: web.Request) -> web.StreamResponse:
-        refused = host_refused(request)
-        if refused is not None:
-            return refused
         token = request.app[STATE].settings.admin_token
-        if token:
-            if not _bearer_matches(request.headers.get("Authorization", ""), token):
-                response = admin_error(401, "admin endpoints need 'Authorization: Bearer <token>'")
-                response.headers["WWW-Authenticate"] = 'Bearer realm="mockstatus-admin"'
-                return response
+        if token and not _bearer_matches(request.headers.get("Authorization", ""), token):
+            response = admin_error(401, "admin endpoints need 'Authorization: Bearer <token>'")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="mockstatus-admin"'
+            return response
         return await handler(request)
 
-    return check
+    return owner_only(check)
 
 
 def _namespace(request: web.Request) -> str:
