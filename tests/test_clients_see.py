@@ -96,6 +96,29 @@ HEADER_WARNING = "urllib3 logs `Failed to parse headers`"
 NEXT_ON_SESSION = "the session's next request gets its own reply"
 
 # fmt: off
+# What each client says (curl, curl --http0.9, requests, httpx, aiohttp) in the
+# outcomes several rows share: a close with no reply, a TCP reset, a whole reply.
+CLOSED_UNANSWERED = (
+    Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
+    Raises(requests.ConnectionError, "RemoteDisconnected", wraps=True),
+    Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
+    Raises(aiohttp.ServerDisconnectedError, "Server disconnected"),
+)
+RESET_BY_PEER = (
+    Exit(56, "Recv failure: Connection reset by peer"), Exit(56, "Recv failure: Connection reset by peer"),
+    Raises(requests.ConnectionError, "ConnectionResetError", wraps=True),
+    Raises(httpx.ReadError, "Connection reset by peer"),
+    Raises(aiohttp.ClientOSError, "Connection reset by peer"),
+)
+
+
+def answered(code: int) -> tuple:
+    return (
+        Exit(0, "prints the body"), Exit(0, "prints the body"),
+        Gets(code, "the body"), Gets(code, "the body"), Gets(code, "the body"),
+    )
+
+
 SEES: dict[str, tuple] = {
     #              curl, curl --http0.9, requests, httpx, aiohttp
     "600": (
@@ -104,24 +127,9 @@ SEES: dict[str, tuple] = {
         Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
         Raises(aiohttp.ClientResponseError, "Bad status line", older="Expected HTTP/"),
     ),
-    "444": (
-        Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
-        Raises(requests.ConnectionError, "RemoteDisconnected", wraps=True),
-        Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
-        Raises(aiohttp.ServerDisconnectedError, "Server disconnected"),
-    ),
-    "reset": (
-        Exit(56, "Recv failure: Connection reset by peer"), Exit(56, "Recv failure: Connection reset by peer"),
-        Raises(requests.ConnectionError, "ConnectionResetError", wraps=True),
-        Raises(httpx.ReadError, "Connection reset by peer"),
-        Raises(aiohttp.ClientOSError, "Connection reset by peer"),
-    ),
-    "empty": (
-        Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
-        Raises(requests.ConnectionError, "RemoteDisconnected", wraps=True),
-        Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
-        Raises(aiohttp.ServerDisconnectedError, "Server disconnected"),
-    ),
+    "444": CLOSED_UNANSWERED,
+    "reset": RESET_BY_PEER,
+    "empty": CLOSED_UNANSWERED,
     "garbage": (
         Exit(1, "Received HTTP/0.9 when not allowed"), Exit(0, "prints the bytes"),
         Raises(requests.ConnectionError, "BadStatusLine", wraps=True),
@@ -141,22 +149,14 @@ SEES: dict[str, tuple] = {
         Raises(httpx.RemoteProtocolError, "peer closed connection without sending complete message body"),
         Raises(aiohttp.ClientPayloadError, "Response payload is not completed"),
     ),
-    "no-length": (
-        Exit(0, "prints the body"), Exit(0, "prints the body"),
-        Gets(200, "the body"), Gets(200, "the body"), Gets(200, "the body"),
-    ),
+    "no-length": answered(200),
     "101 without Upgrade": (
         Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
         Gets(101, "an empty body", NEXT_ON_SESSION),
         Raises(httpx.RemoteProtocolError, "Received server _SWITCH_UPGRADE event without a pending proposal"),
         Gets(101, "an empty body", NEXT_ON_SESSION),
     ),
-    "stall": (
-        Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
-        Raises(requests.ConnectionError, "RemoteDisconnected", wraps=True),
-        Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
-        Raises(aiohttp.ServerDisconnectedError, "Server disconnected"),
-    ),
+    "stall": CLOSED_UNANSWERED,
     "stall-body": (
         Exit(18, "transfer closed with 4 bytes remaining to read"),
         Exit(18, "transfer closed with 4 bytes remaining to read"),
@@ -164,46 +164,19 @@ SEES: dict[str, tuple] = {
         Raises(httpx.RemoteProtocolError, "peer closed connection without sending complete message body"),
         Raises(aiohttp.ClientPayloadError, "Response payload is not completed"),
     ),
-    "reset-after:64": (
-        Exit(56, "Recv failure: Connection reset by peer"), Exit(56, "Recv failure: Connection reset by peer"),
-        Raises(requests.ConnectionError, "ConnectionResetError", wraps=True),
-        Raises(httpx.ReadError, "Connection reset by peer"),
-        Raises(aiohttp.ClientOSError, "Connection reset by peer"),
-    ),
+    "reset-after:64": RESET_BY_PEER,
     "close-after:64": (
         Exit(0, "prints nothing"), Exit(0, "prints nothing"),
         Gets(200, "an empty body"),
         Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
         Raises(aiohttp.ServerDisconnectedError, "code=200, reason='OK'"),
     ),
-    "close-during-upload": (
-        Exit(52, "Empty reply from server"), Exit(52, "Empty reply from server"),
-        Raises(requests.ConnectionError, "RemoteDisconnected", wraps=True),
-        Raises(httpx.RemoteProtocolError, "Server disconnected without sending a response."),
-        Raises(aiohttp.ServerDisconnectedError, "Server disconnected"),
-    ),
-    "reset-during-upload": (
-        Exit(56, "Recv failure: Connection reset by peer"), Exit(56, "Recv failure: Connection reset by peer"),
-        Raises(requests.ConnectionError, "ConnectionResetError", wraps=True),
-        Raises(httpx.ReadError, "Connection reset by peer"),
-        Raises(aiohttp.ClientOSError, "Connection reset by peer"),
-    ),
-    "early-response": (
-        Exit(0, "prints the body"), Exit(0, "prints the body"),
-        Gets(413, "the body"), Gets(413, "the body"), Gets(413, "the body"),
-    ),
-    "stale-keepalive": (
-        Exit(0, "prints the body"), Exit(0, "prints the body"),
-        Gets(200, "the body"), Gets(200, "the body"), Gets(200, "the body"),
-    ),
-    "close-after-requests:1": (
-        Exit(0, "prints the body"), Exit(0, "prints the body"),
-        Gets(200, "the body"), Gets(200, "the body"), Gets(200, "the body"),
-    ),
-    "close-after-requests:1!": (
-        Exit(0, "prints the body"), Exit(0, "prints the body"),
-        Gets(200, "the body"), Gets(200, "the body"), Gets(200, "the body"),
-    ),
+    "close-during-upload": CLOSED_UNANSWERED,
+    "reset-during-upload": RESET_BY_PEER,
+    "early-response": answered(413),
+    "stale-keepalive": answered(200),
+    "close-after-requests:1": answered(200),
+    "close-after-requests:1!": answered(200),
 }
 # fmt: on
 
