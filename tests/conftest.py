@@ -12,10 +12,15 @@ import asyncio
 import fcntl
 import logging
 import os
+import re
+import resource
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import types
 from pathlib import Path
 
@@ -108,3 +113,60 @@ def asyncio_loop_server():
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
     loop.close()
+
+
+LISTENING = re.compile(r"^mockstatus listening on http://127\.0\.0\.1:(\d+)$")
+
+
+class ServeProcess:
+    """``mockstatus serve --port 0`` as a real process: signals, exit codes, file limits."""
+
+    def __init__(self, *flags: str, env: dict | None = None, files: int | None = None) -> None:
+        def limit_files() -> None:
+            if files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+
+        if env is None:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKSTATUS_")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mockstatus", "serve", "--port", "0", *flags],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=limit_files,
+        )  # fmt: skip
+        line = self.proc.stdout.readline().strip()
+        match = LISTENING.match(line)
+        assert match, (line, self.proc.stderr.read() if self.proc.poll() is not None else "")
+        self.port = int(match.group(1))
+
+    def connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def sigterm(self) -> float:
+        self.proc.send_signal(signal.SIGTERM)
+        return time.monotonic()
+
+    def wait(self, timeout: float = 10) -> tuple[int, float]:
+        code = self.proc.wait(timeout)
+        return code, time.monotonic()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def process():
+    """A factory: ``process(*flags, env=None, files=None)`` starts a ServeProcess, killed after the test."""
+    started: list[ServeProcess] = []
+
+    def start(*flags: str, **kwargs) -> ServeProcess:
+        started.append(ServeProcess(*flags, **kwargs))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        proc.stop()

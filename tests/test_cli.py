@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from wire import free_port
 
 from mockstatus import __version__
 from mockstatus.catalog import load_catalog
@@ -105,12 +106,6 @@ def serve():
     yield start
     for served in started:
         served.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- serving --------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from wire import read_to_end
+from wire import free_port, read_to_end
 
 from mockstatus.settings import SETTINGS, SETTINGS_BY_NAME
 
@@ -488,12 +488,6 @@ def test_example_consumer_waits_for_healthy_under_a_profile():
 
 
 # --- running what the image runs -----------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

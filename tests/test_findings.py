@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import signal
 import socket
 import subprocess
@@ -24,8 +23,6 @@ from mockstatus import serve_in_thread
 from mockstatus.catalog import ConfigError
 from mockstatus.settings import load_config
 
-LISTENING = re.compile(r"^mockstatus listening on http://127\.0\.0\.1:(\d+)$")
-
 
 def journal(server, **params) -> requests.Response:
     return requests.get(server.url("/__mockstatus/requests"), params=params, timeout=5)
@@ -34,48 +31,6 @@ def journal(server, **params) -> requests.Response:
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKSTATUS_")}
     return {**env, **extra}
-
-
-class Process:
-    """``mockstatus serve`` as a real process (signals, file limits)."""
-
-    def __init__(self, *flags: str, env: dict | None = None, files: int | None = None) -> None:
-        def limit_files() -> None:
-            if files is not None:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
-
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mockstatus", "serve", "--port", "0", *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or clean_env(),
-            preexec_fn=limit_files,
-        )  # fmt: skip
-        line = self.proc.stdout.readline().strip()
-        match = LISTENING.match(line)
-        assert match, (line, self.proc.stderr.read() if self.proc.poll() is not None else "")
-        self.port = int(match.group(1))
-
-    def connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=5)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-
-
-@pytest.fixture
-def process():
-    started: list[Process] = []
-
-    def start(*flags: str, **kwargs) -> Process:
-        started.append(Process(*flags, **kwargs))
-        return started[-1]
-
-    yield start
-    for proc in started:
-        proc.stop()
 
 
 # --- 1: the journal is bounded in bytes, per entry and in total ---------------------------

@@ -6,64 +6,10 @@ SIGTERM: stop accepting at once, let replies in flight finish for up to
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 
-import pytest
 from wire import read_chunk, read_head, read_response, read_to_end, request_bytes
-
-LISTENING = re.compile(r"^mockstatus listening on http://127\.0\.0\.1:(\d+)$")
-
-
-class Process:
-    def __init__(self, *flags: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKSTATUS_")}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mockstatus", "serve", "--port", "0", *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
-        line = self.proc.stdout.readline().strip()
-        match = LISTENING.match(line)
-        assert match, (line, self.proc.stderr.read() if self.proc.poll() is not None else "")
-        self.port = int(match.group(1))
-
-    def connect(self) -> socket.socket:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
-    def sigterm(self) -> float:
-        self.proc.send_signal(signal.SIGTERM)
-        return time.monotonic()
-
-    def wait(self, timeout: float = 10) -> tuple[int, float]:
-        code = self.proc.wait(timeout)
-        return code, time.monotonic()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-
-
-@pytest.fixture
-def process():
-    started = []
-
-    def start(*flags: str) -> Process:
-        started.append(Process(*flags))
-        return started[-1]
-
-    yield start
-    for proc in started:
-        proc.kill()
 
 
 def test_sigterm_lets_a_short_delayed_reply_finish(process):

@@ -355,3 +355,10 @@ def settle(measure, target, timeout: float = 3.0):
         time.sleep(0.02)
         value = measure()
     return value
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server a test starts itself)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
