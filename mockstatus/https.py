@@ -269,20 +269,30 @@ class TLSListeners:
             client.close()  # held connections obey --max-connections too
             return
         if scenario.handshake == "stall":
-            await loop.connect_accepted_socket(lambda: Stall(self.held), client)
+            await self._hold(Stall(self.held), client)
             return
         if scenario.handshake == "alert":
-            await loop.connect_accepted_socket(lambda: Alert(self.held), client)
+            await self._hold(Alert(self.held), client)
             return
         version = VERSION_ONLY.get(scenario.name)
         if version is not None and not hello.offers(version):
             # RFC 8446 §4.2.1: no version in common is a protocol_version alert.
             # Sent here because asyncio's SSL transport closes a failed handshake
             # without flushing the alert OpenSSL wrote.
-            await loop.connect_accepted_socket(lambda: Alert(self.held, PROTOCOL_VERSION_ALERT), client)
+            await self._hold(Alert(self.held, PROTOCOL_VERSION_ALERT), client)
             return
         context = self.material.context(scenario.name)
         await loop.connect_accepted_socket(self.listener, client, ssl=context, ssl_handshake_timeout=timeout)
+
+    async def _hold(self, protocol: Alert, client: socket.socket) -> None:
+        # Counted before the transport is made, so handshakes dispatched at the
+        # same moment all see it against --max-connections.
+        self.held.add(protocol)
+        try:
+            await self.loop.connect_accepted_socket(lambda: protocol, client)
+        except BaseException:
+            self.held.discard(protocol)
+            raise
 
     # -- shutdown -------------------------------------------------------------------------
 
