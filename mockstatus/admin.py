@@ -243,7 +243,7 @@ async def tls_scenarios(request: web.Request) -> web.Response:
 async def buckets_list(request: web.Request) -> web.Response:
     try:
         state = request.app[STATE]
-        return admin_json(await state.store.buckets(state, _namespace(request)))
+        return admin_json(await state.store.buckets(_namespace(request)))
     except ValueError as exc:
         return admin_error(400, str(exc))
     except StoreError as exc:
@@ -258,7 +258,7 @@ async def buckets_reset(request: web.Request) -> web.Response:
         return admin_error(400, str(exc))
     state = request.app[STATE]
     try:
-        await state.store.reset_buckets(state, namespace)
+        await state.store.reset_buckets(namespace)
     except StoreError as exc:
         return store_error(exc)
     return admin_json({"reset": "all", "namespace": namespace})
@@ -302,7 +302,7 @@ async def clock_advance(request: web.Request) -> web.Response:
     if seconds > MAX_ADVANCE:
         return admin_error(400, f"bad advance {data['advance']!r}: at most a year (8760h) at once")
     try:
-        await state.store.advance_clock(state, seconds)
+        await state.store.advance_clock(seconds)
     except StoreError as exc:
         return store_error(exc)
     return admin_json(_clock_json(state))
@@ -312,7 +312,7 @@ async def clock_advance(request: web.Request) -> web.Response:
 async def clock_reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
-        await state.store.reset_clock(state)
+        await state.store.reset_clock()
     except StoreError as exc:
         return store_error(exc)
     return admin_json(_clock_json(state))

@@ -238,7 +238,7 @@ async def _gate(
     bucket = options.bucket or path
     try:
         if options.outage is not None:
-            left = await state.store.outage(state, namespace, bucket, options.outage)
+            left = await state.store.outage(namespace, bucket, options.outage)
             if left > 0:
                 headers = [("Retry-After", str(ceil_seconds(left)))]
                 return await _gated(request, state, 503, headers), None
@@ -247,7 +247,7 @@ async def _gate(
         count, window = options.limit
         sliding = options.limit_mode == "sliding"
         spec = f"{options.limit_text} sliding" if sliding else str(options.limit_text)
-        verdict, wall = await state.store.limit(state, namespace, bucket, count, window, sliding, spec)
+        verdict, wall = await state.store.limit(namespace, bucket, count, window, sliding, spec)
     except LimitConflict as exc:
         raise BadRequest(str(exc), 409) from None
     except StoreError as exc:

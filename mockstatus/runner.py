@@ -508,7 +508,7 @@ class ThreadServer:
         fixture) puts the clock back.
         """
         seconds = parse_duration(duration, what="advance")
-        return self.call(self.state.store.advance_clock, self.state, seconds)
+        return self.call(self.state.store.advance_clock, seconds)
 
     def requests(self, namespace: str = DEFAULT_NAMESPACE, **filters: Any) -> list[dict[str, Any]]:
         """The journal as dicts, filtered like ``GET /__mockstatus/requests``

@@ -14,7 +14,7 @@ from .bodies import Replies
 from .catalog import Catalog, StatusInfo
 from .journal import JOURNAL_BODY_PREVIEW, Journal
 from .kinds import kind_of
-from .limits import Buckets, Clock
+from .limits import Clock
 from .metrics import Delays
 from .settings import Settings
 from .store import create as create_store
@@ -36,8 +36,8 @@ class ServerState:
             {"keep_secrets": settings.journal_secrets == "keep"},
         )
         self.journal: Journal = self.store.journal
-        self.clock = Clock()  # what rate limits and outages read; delays stay in real time
-        self.buckets = Buckets(settings.max_buckets, self.clock)
+        # What rate limits and outages read (the store's, shared with replicas over Redis).
+        self.clock: Clock = self.store.clock
         self.preview_size = JOURNAL_BODY_PREVIEW
         # Replies still being delivered; a shutdown cancels them when its grace is over.
         self.in_flight: set[asyncio.Task] = set()
@@ -57,8 +57,6 @@ class ServerState:
     async def reset(self) -> None:
         """Forget per-test state: the journal, every sequence, bucket and outage, the test clock."""
         await self.store.reset()
-        self.buckets.reset()
-        self.clock.reset()
 
     def cancel_in_flight(self) -> int:
         """The shutdown grace is over: cancel every reply still running; return how many."""

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .journal import Journal, JournalEntry, matches
+from .limits import Buckets, Clock, LimitConflict, Verdict
 from .sequences import Sequences, conflict_message
 
 DEFAULT_NAMESPACE = "default"
@@ -132,6 +133,8 @@ class MemoryStore:
         self.sequences = Sequences(settings.max_sequences)
         self.replica = replica_id()
         journal.replica = self.replica
+        self.clock = Clock()  # what rate limits and outages read; delays stay in real time
+        self.bucket_table = Buckets(settings.max_buckets, self.clock)
 
     @staticmethod
     def _key(namespace: str, name: str) -> str:
@@ -178,30 +181,32 @@ class MemoryStore:
         """Everything, every namespace: the plugin's reset between tests."""
         self.journal.clear()
         self.sequences.reset()
+        self.bucket_table.reset()
+        self.clock.reset()
 
     async def health(self) -> Health:
         return Health(None, {"store": "memory"})
 
     # -- rate limits, outages, the test clock (limits.Buckets and limits.Clock) ----
 
-    async def limit(self, state, namespace: str, name: str, limit: int, window: float, sliding: bool, spec: str):
+    async def limit(self, namespace: str, name: str, limit: int, window: float, sliding: bool, spec: str):
         """(verdict, wall time it was taken at); LimitConflict for another limit under the name."""
-        return state.buckets.limit(namespace, name, limit, window, sliding, spec), state.clock.wall()
+        return self.bucket_table.limit(namespace, name, limit, window, sliding, spec), self.clock.wall()
 
-    async def outage(self, state, namespace: str, name: str, duration: float) -> float:
-        return state.buckets.outage(namespace, name, duration)
+    async def outage(self, namespace: str, name: str, duration: float) -> float:
+        return self.bucket_table.outage(namespace, name, duration)
 
-    async def buckets(self, state, namespace: str) -> dict[str, Any]:
-        return state.buckets.snapshot(namespace)
+    async def buckets(self, namespace: str) -> dict[str, Any]:
+        return self.bucket_table.snapshot(namespace)
 
-    async def reset_buckets(self, state, namespace: str) -> None:
-        state.buckets.reset(namespace)
+    async def reset_buckets(self, namespace: str) -> None:
+        self.bucket_table.reset(namespace)
 
-    async def advance_clock(self, state, seconds: float) -> float:
-        return state.clock.advance(seconds)
+    async def advance_clock(self, seconds: float) -> float:
+        return self.clock.advance(seconds)
 
-    async def reset_clock(self, state) -> None:
-        state.clock.reset()
+    async def reset_clock(self) -> None:
+        self.clock.reset()
 
 
 # One atomic step of a sequence (Redis runs a script without interleaving other
@@ -356,6 +361,8 @@ class RedisStore:
         self._limit = self.redis.register_script(LIMIT_SCRIPT)
         self._outage = self.redis.register_script(OUTAGE_SCRIPT)
         self._writer: asyncio.Task | None = None
+        # The offset as this replica last heard it; the store's is the one limits read.
+        self.clock = Clock()
         self.errors = 0  # commands that failed (the metrics and health say so)
         self.last_error: str | None = None
 
@@ -519,16 +526,17 @@ class RedisStore:
         await self._call(self.redis.delete(self._journal_keys(namespace)[0]))
 
     async def reset(self) -> None:
-        """Every namespace's sequences and journal in this Redis (``ThreadServer.reset``):
+        """Every namespace's sequences, journal, buckets and the clock in this Redis (``ThreadServer.reset``):
         a suite sharing a Redis with others keeps to its namespace's admin routes instead."""
 
         async def delete_all() -> None:
             keys = [key async for key in self.redis.scan_iter(match=KEY_PREFIX + "*", count=500)]
-            journals = [k for k in keys if k.endswith(":journal") or ":seq:" in k]
-            if journals:
-                await self.redis.delete(*journals)
+            state = [k for k in keys if k.endswith(":journal") or ":seq:" in k or ":bucket:" in k]
+            if state:
+                await self.redis.delete(*state, self.CLOCK_KEY)
 
         await self._call(delete_all())
+        self.clock.reset()
 
     # -- rate limits, outages, the test clock ------------------------------------
 
@@ -541,11 +549,9 @@ class RedisStore:
         # Idle buckets expire like sequences (--sequence-ttl), never inside their window.
         return str(max(self.ttl_ms, int(window * 1000) + 1000))
 
-    async def limit(self, state, namespace: str, name: str, limit: int, window: float, sliding: bool, spec: str):
-        from .limits import LimitConflict, Verdict
-
+    async def limit(self, namespace: str, name: str, limit: int, window: float, sliding: bool, spec: str):
         key = self._bucket_key(namespace, "limit", name)
-        args = [repr(state.clock.raw_wall()), str(limit), repr(window), "1" if sliding else "0", spec,
+        args = [repr(self.clock.raw_wall()), str(limit), repr(window), "1" if sliding else "0", spec,
                 self._idle_ms(window)]  # fmt: skip
         got = await self._call(self._limit(keys=[key, key + ":log", self.CLOCK_KEY], args=args))
         if got[0] == "conflict":
@@ -556,12 +562,11 @@ class RedisStore:
         allowed, remaining, reset, now = got
         return Verdict(allowed == "1", limit, int(remaining), float(reset), window), float(now)
 
-    async def outage(self, state, namespace: str, name: str, duration: float) -> float:
+    async def outage(self, namespace: str, name: str, duration: float) -> float:
         from .durations import format_seconds
-        from .limits import LimitConflict
 
         key = self._bucket_key(namespace, "outage", name)
-        args = [repr(state.clock.raw_wall()), repr(duration), self._idle_ms(duration)]
+        args = [repr(self.clock.raw_wall()), repr(duration), self._idle_ms(duration)]
         got = await self._call(self._outage(keys=[key, self.CLOCK_KEY], args=args))
         if got[0] == "conflict":
             raise LimitConflict(
@@ -570,13 +575,13 @@ class RedisStore:
             )
         return float(got[1])
 
-    async def buckets(self, state, namespace: str) -> dict[str, Any]:
+    async def buckets(self, namespace: str) -> dict[str, Any]:
         """The namespace's buckets and outages, as limits.Buckets.snapshot gives them."""
         prefix = f"{KEY_PREFIX}{namespace}:bucket:"
 
         async def read() -> dict[str, Any]:
             offset = float(await self.redis.get(self.CLOCK_KEY) or 0)
-            now = state.clock.raw_wall() + offset
+            now = self.clock.raw_wall() + offset
             limits: dict[str, Any] = {}
             outages: dict[str, Any] = {}
             async for key in self.redis.scan_iter(match=prefix + "*", count=500):
@@ -605,7 +610,7 @@ class RedisStore:
 
         return await self._call(read())
 
-    async def reset_buckets(self, state, namespace: str) -> None:
+    async def reset_buckets(self, namespace: str) -> None:
         prefix = f"{KEY_PREFIX}{namespace}:bucket:"
 
         async def delete_all() -> None:
@@ -615,14 +620,14 @@ class RedisStore:
 
         await self._call(delete_all())
 
-    async def advance_clock(self, state, seconds: float) -> float:
+    async def advance_clock(self, seconds: float) -> float:
         """Move every replica's test clock (the offset is the store's); return the offset."""
-        state.clock.offset = float(await self._call(self.redis.incrbyfloat(self.CLOCK_KEY, seconds)))
-        return state.clock.offset
+        self.clock.offset = float(await self._call(self.redis.incrbyfloat(self.CLOCK_KEY, seconds)))
+        return self.clock.offset
 
-    async def reset_clock(self, state) -> None:
+    async def reset_clock(self) -> None:
         await self._call(self.redis.delete(self.CLOCK_KEY))
-        state.clock.reset()
+        self.clock.reset()
 
     async def health(self) -> Health:
         details: dict[str, Any] = {"store": self.shown, "journal_dropped": self.journal.dropped}
