@@ -386,3 +386,12 @@ def test_a_limit_while_redis_is_down_is_a_500_naming_the_store(redis_server, mak
     got = requests.get(server.url("/status/200?limit=5/1s"), timeout=5)
     assert got.status_code == 500 and got.headers["X-Mockstatus-Error"] == "state-store"
     assert f"state store {redis_server.url} failed" in got.text
+
+
+def test_a_reset_clears_redis_buckets_and_the_clock_as_memory_does(redis_server, make_mockstatus):
+    server = make_mockstatus(state=redis_server.url)
+    assert requests.get(server.url("/status/200?limit=1/1m"), timeout=5).status_code == 200
+    server.advance_clock("5s")
+    server.reset()  # what the plugin does before each test
+    assert redis_server.client().get("mockstatus:clock:offset") is None and server.state.clock.offset == 0
+    assert requests.get(server.url("/status/200?limit=1/1m"), timeout=5).status_code == 200
