@@ -6,6 +6,7 @@ from mockstatus's own precomputed table), so the run can tell what mockstatus's
 code costs apart from what its required headers cost on the wire.
 """
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -23,6 +24,12 @@ async def hello(request: web.Request) -> web.Response:
     return web.Response(text="Hello, world")
 
 
+async def held(request: web.Request) -> web.Response:
+    """``/held?delay=SECONDS``: the least a server can hold a delayed request with."""
+    await asyncio.sleep(float(request.query.get("delay", "0")))
+    return web.Response(text="Hello, world")
+
+
 def same_as_mockstatus(code: int, fmt: str):
     prepared = REPLIES.prepared(code, fmt, "en")
 
@@ -35,6 +42,7 @@ def same_as_mockstatus(code: int, fmt: str):
 def main() -> None:
     app = web.Application()
     app.router.add_get("/", hello)
+    app.router.add_get("/held", held)
     app.router.add_get("/same/200", same_as_mockstatus(200, "text"))
     app.router.add_get("/same/418-json", same_as_mockstatus(418, "json"))
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None, loop=uvloop.new_event_loop())

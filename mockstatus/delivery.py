@@ -80,8 +80,7 @@ async def deliver(
     delay = _pick_delay(state, info, options)
     if delay > 0:
         state.delays.observe(delay)
-    task = asyncio.current_task()
-    state.in_flight.add(task)  # type: ignore[arg-type]
+    state.held_replies += 1
     try:
         kind = kind_of(info.kind)[0]
         if not kind.final:
@@ -113,7 +112,7 @@ async def deliver(
         _record_gone(request, state, delay, body_size, preview, sequence, step, restarted, fault)
         return AlreadySent(499)
     finally:
-        state.in_flight.discard(task)  # type: ignore[arg-type]
+        state.held_replies -= 1
     assert response is not None  # a final kind's writer returns the response
     # response.status, not info.code: a refused upgrade answers 400/426 instead of 101.
     if argument is None:  # not a fault: aiohttp sent the whole reply

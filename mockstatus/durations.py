@@ -11,6 +11,7 @@ a duration out and never returns early.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import random
 import re
@@ -22,6 +23,11 @@ _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|s|m|h)?", re.ASCII)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 DURATION_FORM = "a duration such as 250ms, 2s, 1.5s, 1m or a number of seconds"
+
+# Timer and done callbacks that read no context variable run in this one empty
+# context: without it, each call_later and add_done_callback copies the
+# caller's context, which a held request would keep for its whole delay.
+NO_CONTEXT = contextvars.Context()
 
 
 def parse_duration(text: str, *, what: str = "duration") -> float:
@@ -177,7 +183,7 @@ async def sleep_at_least(seconds: float, since: float | None = None) -> None:
     seconds = deadline - now
     while seconds > 0:
         future = loop.create_future()
-        timer = loop.call_later(seconds, _wake, future)
+        timer = loop.call_later(seconds, _wake, future, context=NO_CONTEXT)
         try:
             await future
         finally:

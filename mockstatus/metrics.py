@@ -82,7 +82,7 @@ def render(state: ServerState) -> bytes:
             )
             yield GaugeMetricFamily("mockstatus_open_connections", "Client connections open", state.open_connections())
             yield GaugeMetricFamily(
-                "mockstatus_held_replies", "Replies being delivered (in a delay, a slow body)", len(state.in_flight)
+                "mockstatus_held_replies", "Replies being delivered (in a delay, a slow body)", state.held_replies
             )
             yield CounterMetricFamily(
                 "mockstatus_store_errors", "State store commands that failed", getattr(state.store, "errors", 0)

@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from .durations import format_seconds
+from .durations import NO_CONTEXT, format_seconds
 from .errors import plain_reply
 from .framing import TRAILING_OWS, ChunkedBody, Limits, Refusal, check_start, parse_head
 
@@ -68,7 +68,6 @@ PLAIN_HEADS = 256  # heads remembered as checked, per listener
 PLAIN_HEAD_MAX = 2048  # longer heads are checked every time
 PAUSED_BY_AIOHTTP = 1
 PAUSED_BY_LAYER = 2
-ARRIVED = web.RequestKey("mockstatus.arrived", float) if hasattr(web, "RequestKey") else "mockstatus.arrived"
 
 
 class _AiohttpTransport(asyncio.Transport):
@@ -81,7 +80,8 @@ class _AiohttpTransport(asyncio.Transport):
     __slots__ = ("connection", "transport", "cut")
 
     def __init__(self, connection: Connection, transport: asyncio.Transport) -> None:
-        super().__init__()
+        # asyncio.BaseTransport.__init__ is not called: it only makes the dict
+        # behind get_extra_info, which this view forwards to the socket's.
         self.connection = connection
         self.transport = transport
         self.cut = False
@@ -204,7 +204,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "listener", "inner", "view", "transport", "state", "buffer", "body_left", "chunked",
-        "pending", "arrivals", "deadline", "timer", "paused_by", "held", "refusal",
+        "pending", "arrivals", "arrived", "deadline", "slot", "task", "paused_by", "held", "refusal",
         "receiver", "close_after", "replied", "linger", "refuse_at", "last_begun", "requests_begun", "sent",
     )  # fmt: skip
 
@@ -221,8 +221,10 @@ class Connection(asyncio.Protocol):
         # When each pending head was complete: a list, not a deque, since it holds
         # one or two times and an empty deque is several times the size of a list.
         self.arrivals: list[float] = []
+        self.arrived = 0.0  # when the head of the request begun last was complete
         self.deadline = 0.0  # of the header or body timeout, on the loop's clock
-        self.timer: asyncio.TimerHandle | None = None
+        self.slot: int | None = None  # its place in the listener's Deadlines, while one runs
+        self.task: asyncio.Task | None = None  # the handler task running now (aiohttp runs one at a time)
         self.paused_by = 0  # who stopped reading the socket: PAUSED_BY_AIOHTTP | PAUSED_BY_LAYER
         self.held = b""  # bytes behind an upgrade request
         self.refusal: bytes | None = None  # an error reply waiting for the replies ahead of it
@@ -245,7 +247,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.state = State.CLOSED
-        self._cancel_timer()
+        self._unschedule()
         if self.linger is not None:
             self.linger.cancel()
         self.listener.lost(self)
@@ -334,7 +336,7 @@ class Connection(asyncio.Protocol):
                         done = not self.body_left
                     forward.append(data[pos : pos + taken])
                     pos += taken
-                    if self.timer is not None:
+                    if self.slot is not None:
                         self.deadline = self.listener.loop.time() + self.listener.body_timeout
                     if done:
                         self.chunked = None
@@ -440,12 +442,17 @@ class Connection(asyncio.Protocol):
         if request is self.last_begun:
             return  # the expect handler began it, before the route handler
         self.last_begun = request
-        request[ARRIVED] = self.arrivals.pop(0) if self.arrivals else time.monotonic()
+        self.arrived = self.arrivals.pop(0) if self.arrivals else time.monotonic()
         self.requests_begun += 1
+        if self.state is not State.BODY:
+            # No timeout runs while a reply is pending and no body arrives: the
+            # header timeout starts again when the reply is done.  A request
+            # held in a long delay then costs no timer.
+            self._unschedule()
         task = asyncio.current_task(self.listener.loop)
         if task is not None:
-            self.listener.tasks.add(task)
-            task.add_done_callback(self._reply_done)
+            self.task = task
+            task.add_done_callback(self._reply_done, context=NO_CONTEXT)
 
     def detach(self) -> asyncio.Transport:
         """Take the socket from aiohttp: from now on only the caller writes to it.
@@ -460,7 +467,7 @@ class Connection(asyncio.Protocol):
         assert self.view is not None
         self.view.cut = True
         self.state = State.DETACHED
-        self._cancel_timer()
+        self._unschedule()
         if self.paused_by:
             self.paused_by = 0
             transport.resume_reading()
@@ -480,7 +487,7 @@ class Connection(asyncio.Protocol):
         """aiohttp takes the socket over for a WebSocket: bytes pass to it unframed."""
         held, self.held = self.held, b""
         self.state = State.TUNNEL
-        self._cancel_timer()
+        self._unschedule()
         if self.paused_by & PAUSED_BY_LAYER:
             self.resume(aiohttp=False)
         if held:
@@ -489,7 +496,8 @@ class Connection(asyncio.Protocol):
     # -- replies done, timers, refusals ------------------------------------------------
 
     def _reply_done(self, task) -> None:
-        self.listener.tasks.discard(task)
+        if self.task is task:
+            self.task = None
         self.pending -= 1
         if not self.pending:
             self.last_begun = None  # no request can be between its expect handler and its route handler
@@ -561,7 +569,7 @@ class Connection(asyncio.Protocol):
         if self.view is not None:
             self.view.cut = True
         self.state = State.CLOSING
-        self._cancel_timer()
+        self._unschedule()
         if reply:
             self.sent += len(reply)
             transport.write(reply)
@@ -577,25 +585,23 @@ class Connection(asyncio.Protocol):
             self._arm(self.listener.header_timeout)
 
     def _arm(self, seconds: float) -> None:
-        loop = self.listener.loop
-        self.deadline = loop.time() + seconds
-        if self.timer is None:
-            self.timer = loop.call_at(self.deadline, self._timer_fired)
+        self.deadline = self.listener.loop.time() + seconds
+        self.slot = self.listener.deadlines.place(self, self.slot, self.deadline)
 
-    def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+    def _unschedule(self) -> None:
+        if self.slot is not None:
+            self.listener.deadlines.discard(self, self.slot)
+            self.slot = None
 
-    def _timer_fired(self) -> None:
-        self.timer = None
-        loop = self.listener.loop
+    def expired(self, slot: int) -> None:
+        """The listener's Deadlines reached the slot this connection was in."""
+        self.slot = None
         state = self.state
         waiting = state in WAITING and not self.pending
         if not (waiting or state is State.BODY):
-            return  # re-armed when the connection waits again
-        if loop.time() < self.deadline:
-            self.timer = loop.call_at(self.deadline, self._timer_fired)
+            return  # armed again when the connection waits again
+        if self.deadline > Deadlines.time_of(slot):  # moved on since it was placed
+            self.slot = self.listener.deadlines.place(self, None, self.deadline)
             return
         if state is State.BODY:
             if self.pending and not self.replied:
@@ -677,6 +683,62 @@ class _Refused(asyncio.Protocol):
         self.listener.room()
 
 
+class Deadlines:
+    """The header and body timeouts of every connection, on few loop timers.
+
+    A deadline is rounded up to a slot of ``RESOLUTION`` seconds and joins the
+    slot's set; one loop timer per slot in use calls ``expired`` on each member.
+    A keep-alive connection leaves its slot when a request begins and takes one
+    when the reply is done: a set's add and discard cost far less than making
+    and cancelling a loop timer, and a request held in a delay costs no timer.
+    """
+
+    RESOLUTION = 0.01  # seconds; a timeout fires at most this late
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.slots: dict[int, set[Connection]] = {}  # slots with members
+        # Slots whose loop timer is pending: at most the longest timeout over
+        # RESOLUTION of them, however many connections come and go.
+        self.armed: set[int] = set()
+
+    @classmethod
+    def time_of(cls, slot: int) -> float:
+        return slot * cls.RESOLUTION
+
+    def place(self, connection: Connection, slot: int | None, at: float) -> int:
+        """The slot for a deadline ``at``, ``slot`` being the one the connection is in (or None).
+
+        A slot that comes no earlier than needed is kept: the connection looks
+        at its deadline when it fires and moves on if it moved.
+        """
+        wanted = -int(-at // self.RESOLUTION)  # rounded up: never before the deadline
+        if slot is not None:
+            if slot <= wanted:
+                return slot
+            self.discard(connection, slot)
+        members = self.slots.get(wanted)
+        if members is None:
+            members = self.slots[wanted] = set()
+            if wanted not in self.armed:
+                self.armed.add(wanted)
+                self.loop.call_at(self.time_of(wanted), self._fire, wanted)
+        members.add(connection)
+        return wanted
+
+    def discard(self, connection: Connection, slot: int) -> None:
+        members = self.slots.get(slot)
+        if members is not None:
+            members.discard(connection)
+            if not members:
+                del self.slots[slot]  # its timer stays armed, and finds nobody
+
+    def _fire(self, slot: int) -> None:
+        self.armed.discard(slot)
+        for connection in self.slots.pop(slot, ()):
+            connection.expired(slot)
+
+
 class Listener:
     """The protocol factory for ``loop.create_server``: one ``Connection`` per client.
 
@@ -698,10 +760,8 @@ class Listener:
         self.body_timeout = body_timeout
         self.max_connections = max_connections
         self.connections: set[Connection] = set()
-        # Every request's handler task (admin, page and body reads included):
-        # a shutdown cancels what is still running when its grace is over.
-        self.tasks: set[asyncio.Task] = set()
         self.loop = asyncio.get_running_loop()
+        self.deadlines = Deadlines(self.loop)
         self.refusing = 0  # connections over the limit, being answered 503
         self.accepting = 0  # accepted sockets whose transport is still being made
         self.sockets: list[socket.socket] = []
@@ -812,8 +872,13 @@ class Listener:
             sock.close()
 
     def cancel_tasks(self) -> int:
-        """The shutdown grace is over: cancel every request handler still running."""
-        running = [task for task in self.tasks if not task.done() and not task.cancelling()]
+        """The shutdown grace is over: cancel every request handler still running
+        (admin, page and body reads included)."""
+        running = [
+            task
+            for task in (connection.task for connection in self.connections)
+            if task is not None and not task.done() and not task.cancelling()
+        ]
         for task in running:
             task.cancel()
         return len(running)
@@ -846,7 +911,10 @@ def bytes_sent(request: web.BaseRequest) -> int | None:
 
 def arrival(request: web.BaseRequest) -> float | None:
     """When the request's head was complete (``time.monotonic()``), if it came through a Connection."""
-    return request.get(ARRIVED)
+    view = request.transport
+    if isinstance(view, _AiohttpTransport) and view.connection.last_begun is request:
+        return view.connection.arrived
+    return None
 
 
 def tracked(handler):

@@ -167,10 +167,9 @@ class RunningServer:
                 self.blackhole.close()
 
     def _grace_over(self) -> None:
-        # The replies being delivered, then every other handler still running
-        # (an admin reply a client does not read, a body still arriving).
-        cut = self.state.cancel_in_flight()
-        cut += self.listener.cancel_tasks()
+        # Every handler still running: replies being delivered, an admin reply
+        # a client does not read, a body still arriving.
+        cut = self.listener.cancel_tasks()
         if cut:
             logging.getLogger("mockstatus").info(
                 "shutdown: closed %d repl%s still running after the %gs grace",

@@ -4,7 +4,6 @@ and the fast-path table."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
@@ -39,8 +38,9 @@ class ServerState:
         # What rate limits and outages read (the store's, shared with replicas over Redis).
         self.clock: Clock = self.store.clock
         self.preview_size = JOURNAL_BODY_PREVIEW
-        # Replies still being delivered; a shutdown cancels them when its grace is over.
-        self.in_flight: set[asyncio.Task] = set()
+        # Replies being delivered now (in a delay, a slow body), for the metrics.
+        # A shutdown cancels them with every other handler when its grace is over.
+        self.held_replies = 0
         # The fast path (handlers.status_handler): codes whose plain request needs
         # nothing but the precomputed reply: a fast kind and no delay from the
         # catalog or --default-delay (the precedence of delivery._pick_delay).
@@ -57,13 +57,6 @@ class ServerState:
     async def reset(self) -> None:
         """Forget per-test state: the journal, every sequence, bucket and outage, the test clock."""
         await self.store.reset()
-
-    def cancel_in_flight(self) -> int:
-        """The shutdown grace is over: cancel every reply still running; return how many."""
-        running = [task for task in self.in_flight if not task.done()]
-        for task in running:
-            task.cancel()
-        return len(running)
 
 
 STATE = web.AppKey("mockstatus", ServerState)

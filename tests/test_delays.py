@@ -498,13 +498,13 @@ def test_client_gone_during_a_delay_cancels_the_handler_at_once(make_mockstatus,
     sock.sendall(request_bytes(path))
     # The handler is running (a connection task plus its handler task) ...
     assert wait_for(lambda: tasks_on(server) >= idle + 2)
-    assert wait_for(lambda: server.call(lambda: len(server.state.in_flight)) == 1)
+    assert wait_for(lambda: server.call(lambda: server.state.held_replies) == 1)
     began = time.monotonic()
     sock.close()
     # ... and once the client is gone nothing is left: no task, no timer keeps it (30 s delay).
     assert wait_for(lambda: tasks_on(server) == idle), (tasks_on(server), idle)
     assert time.monotonic() - began < 2
-    assert server.call(lambda: len(server.state.in_flight)) == 0
+    assert server.call(lambda: server.state.held_replies) == 0
     entries = server.requests()
     assert [(e["status"], e["client_gone"]) for e in entries] == [(499, True)]
     assert entries[0]["delay"] == (30.0 if "?delay" in path else 0.0)

@@ -725,6 +725,8 @@ def test_any_sequence_steps_through_its_codes_or_gets_a_400_naming_it(mockstatus
     if SEQUENCE_NAME.fullmatch(name):
         name = f"{name[:100]}-{next(_names)}"  # a fresh name: a reused one with other codes is a 409
     target = f"/sequence/{quote(name, safe='')}/{quote(spec, safe=',*')}"
+    # As for /status: a %2F ends the codes like a "/"; what follows is a tail.
+    spec = spec.partition("/")[0]
     try:
         steps = expected_sequence(name, spec)
     except Bad as bad:
