@@ -99,6 +99,36 @@ def test_stalled_body_gets_408_within_the_body_timeout(quick):
     assert BODY_TIMEOUT * 0.8 <= waited < BODY_TIMEOUT + 2
 
 
+def test_body_timeout_shorter_than_the_header_timeout_fires_on_time(make_mockstatus):
+    """The body's deadline comes before the header timeout armed when the connection
+    went idle: the stall is answered at the body timeout, not at the later one."""
+    server = make_mockstatus(header_timeout=5, body_timeout=BODY_TIMEOUT)
+    with connect(server) as sock:
+        sock.sendall(request_bytes("/status/201", method="POST", headers={"Content-Length": "10"}) + b"hello")
+        began = time.monotonic()
+        head, _ = read_response(sock)
+        waited = time.monotonic() - began
+    assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert BODY_TIMEOUT * 0.8 <= waited < 2
+
+
+def test_header_timeout_starts_when_a_long_reply_is_done(quick):
+    """No timeout runs while a reply is held (here longer than the header timeout):
+    the connection then gets the whole header timeout for its next request."""
+    with connect(quick) as sock:
+        sock.sendall(request_bytes("/status/200?delay=500ms"))
+        head, _ = read_response(sock)
+        done = time.monotonic()
+        time.sleep(HEADER_TIMEOUT / 2)
+        sock.sendall(request_bytes("/status/204"))
+        second, _ = read_response(sock)
+        rest, how = read_to_end(sock, timeout=5)
+        idle = time.monotonic() - done
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and second.startswith(b"HTTP/1.1 204 No Content\r\n")
+    assert rest == b"" and how == "close"
+    assert HEADER_TIMEOUT * 1.3 <= idle < HEADER_TIMEOUT + 2
+
+
 def test_slow_body_that_keeps_coming_is_not_cut(quick):
     """The body timeout is the longest pause between bytes, not a deadline for the whole body."""
     with connect(quick) as sock:
