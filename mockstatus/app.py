@@ -17,6 +17,10 @@ ANY = "*"  # every method, the WebDAV ones included (423 Locked comes from WebDA
 
 
 NAMESPACE_PREFIX = "/ns/{namespace:[^/]+}"
+# Stands for one plain route per catalog code (/status/200, /status/503, ...),
+# made in make_app: aiohttp finds a plain path with a dict lookup, where a
+# pattern costs a regex match and a match_info dict for every request.
+EACH_CATALOG_CODE = "/status/<each catalog code>"
 
 # The route table, in matching order.
 ROUTES = (
@@ -42,6 +46,7 @@ ROUTES = (
     # [\s\S]*, not .*: a decoded %0A in the path must reach the handler (a 400 naming
     # it), not fall through every route to aiohttp's bare "404: Not Found".
     # The fast path is here too: status_handler answers a plain /status/NNN first thing.
+    (ANY, EACH_CATALOG_CODE, handlers.status_handler),
     (ANY, r"/status/{codes:[\s\S]*}", handlers.status_handler),
     (ANY, r"/sequence/{name:[^/]+}/{codes:[\s\S]*}", handlers.sequence_handler),
     (ANY, "/sequence", handlers.sequence_missing),
@@ -98,12 +103,30 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
     plain, prefixed = ("", None), (NAMESPACE_PREFIX, namespaced)
     for (prefix, wrap), table in ((plain, routes), (prefixed, ROUTES), (plain, [fallback])):
         for method, path, handler in table:
-            handler = protocol.tracked(wrap(handler) if wrap else handler)
-            if method == "GET":  # and HEAD
-                app.router.add_get(prefix + path, handler, expect_handler=expect)
-            else:
-                app.router.add_route(method, prefix + path, handler, expect_handler=expect)
+            if wrap is not None:
+                handler = protocol.tracked(wrap(handler))
+            elif handler not in BEGIN_THEMSELVES:
+                handler = protocol.tracked(handler)
+            for one in _paths(path, catalog, prefixed=wrap is not None):
+                if method == "GET":  # and HEAD
+                    app.router.add_get(prefix + one, handler, expect_handler=expect)
+                else:
+                    app.router.add_route(method, prefix + one, handler, expect_handler=expect)
     return app
+
+
+# The handlers that call protocol.begin themselves, first thing, instead of
+# being wrapped by protocol.tracked: a request held in a delay keeps one
+# coroutine frame less (tests/test_layout.py checks that they do).
+BEGIN_THEMSELVES = frozenset({handlers.status_handler, handlers.sequence_handler})
+
+
+def _paths(path: str, catalog: Catalog, *, prefixed: bool) -> list[str]:
+    if path != EACH_CATALOG_CODE:
+        return [path]
+    if prefixed:
+        return []  # /ns/{namespace}/status/NNN is a pattern anyway: the pattern route serves it
+    return [f"/status/{info.code}" for info in catalog]
 
 
 async def _start_store(app: web.Application) -> None:

@@ -23,13 +23,14 @@ from .delivery import deliver
 from .errors import error_for
 from .limits import LimitConflict, ceil_seconds, limit_headers
 from .options import NO_OPTIONS, Asked, BadRequest, Options, has_options, parse_code_text, parse_options
-from .protocol import arrival
+from .protocol import arrival, begin
 from .sequences import SequenceConflict
 from .server import STATE, ServerState
 from .store import StoreError, namespace_of
 
 _WEIGHT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 _REPEAT = re.compile(r"[0-9]{1,5}", re.ASCII)
+STATUS_PREFIX = len("/status/")
 _SEQUENCE_NAME = re.compile(r"[A-Za-z0-9._~-]{1,128}", re.ASCII)
 MAX_CHOICES = 1000
 MAX_SEQUENCE_STEPS = 10_000
@@ -137,10 +138,14 @@ def ask(request: web.Request, code: int, options: Options) -> Asked:
 
 
 async def status_handler(request: web.Request) -> web.StreamResponse:
+    begin(request)
     state = request.app[STATE]
-    # Anything below the codes is answered as without it, so a client whose base
-    # URL is /status/503 gets a 503 for every call it makes (/status/503/api/items).
-    text = request.match_info["codes"].partition("/")[0]
+    codes = request.match_info.get("codes")
+    # A catalog code's plain route (app.EACH_CATALOG_CODE) matches no pattern:
+    # the code is the path's end.  Anything below the codes is answered as
+    # without it, so a client whose base URL is /status/503 gets a 503 for
+    # every call it makes (/status/503/api/items).
+    text = request.path[STATUS_PREFIX:] if codes is None else codes.partition("/")[0]
     # The fast path: most requests are a plain GET /status/NNN, answered from
     # the precomputed reply without parsing, awaiting or delivery.
     info = state.fast_path.get(text)
@@ -315,6 +320,7 @@ async def sequence_missing(request: web.Request) -> web.StreamResponse:
 
 
 async def sequence_handler(request: web.Request) -> web.StreamResponse:
+    begin(request)
     state = request.app[STATE]
     name = request.match_info["name"]
     text = request.match_info["codes"].partition("/")[0]  # a tail below the codes, as for /status

@@ -65,7 +65,8 @@ class Options:
     location: str | None = None
     retry_after: str | None = None
     body: str | None = None
-    headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # A tuple: most requests add no header, and an empty tuple is shared.
+    headers: tuple[tuple[str, str], ...] = ()
     seed: str | None = None
     cycle: bool = False
     fault_rate: float | None = None  # fault=reset:0.1: the share of requests faulted
@@ -330,7 +331,7 @@ def _apply(options: Options, name: str, value: str, settings: Settings) -> None:
                 raise ValueError(f"bad body: {len(value)} characters, at most {MAX_BODY_OPTION}")
             options.body = value
         elif name == "header":
-            options.headers.append(_redirect_checked(_header_option(value), settings))
+            options.headers += (_redirect_checked(_header_option(value), settings),)
         elif name == "seed":
             if not _SEED.fullmatch(value):
                 raise ValueError(f"bad seed {value!r}: expected a whole number")
@@ -468,7 +469,7 @@ def parse_options(request, settings: Settings) -> Options:
             continue
         if lowered.startswith(RESPONSE_HEADER_PREFIX):
             header = check_header(key[len(RESPONSE_HEADER_PREFIX) :], value, "response header")
-            options.headers.append(_redirect_checked(header, settings))
+            options.headers += (_redirect_checked(header, settings),)
             continue
         name = lowered[len(HEADER_PREFIX) :].replace("-", "_")
         if name == "namespace":  # not an option of the reply: whose sequences and journal (store.py)

@@ -218,9 +218,9 @@ class Connection(asyncio.Protocol):
         self.body_left = 0  # Content-Length bytes still to come
         self.chunked: ChunkedBody | None = None
         self.pending = 0  # requests forwarded whose aiohttp task has not finished
-        # When each pending head was complete: a list, not a deque, since it holds
-        # one or two times and an empty deque is several times the size of a list.
-        self.arrivals: list[float] = []
+        # When each pending head was complete: a tuple, since it holds one or two
+        # times, and none (the shared empty tuple) while a request is held.
+        self.arrivals: tuple[float, ...] = ()
         self.arrived = 0.0  # when the head of the request begun last was complete
         self.deadline = 0.0  # of the header or body timeout, on the loop's clock
         self.slot: int | None = None  # its place in the listener's Deadlines, while one runs
@@ -411,7 +411,7 @@ class Connection(asyncio.Protocol):
     def _request_started(self) -> None:
         """A head goes to aiohttp: one more reply pending, arriving now."""
         self.pending += 1
-        self.arrivals.append(time.monotonic())
+        self.arrivals += (time.monotonic(),)
         self.replied = False
 
     def _head_complete(self, head) -> None:
@@ -442,7 +442,11 @@ class Connection(asyncio.Protocol):
         if request is self.last_begun:
             return  # the expect handler began it, before the route handler
         self.last_begun = request
-        self.arrived = self.arrivals.pop(0) if self.arrivals else time.monotonic()
+        arrivals = self.arrivals
+        if arrivals:
+            self.arrived, self.arrivals = arrivals[0], arrivals[1:]
+        else:
+            self.arrived = time.monotonic()
         self.requests_begun += 1
         if self.state is not State.BODY:
             # No timeout runs while a reply is pending and no body arrives: the

@@ -155,3 +155,44 @@ def test_the_readme_names_every_module():
     named = set(re.findall(r"^\| `[^|]*", section, re.M))
     modules = {name for row in named for name in re.findall(r"`(\w+)\.py`", row)}
     assert modules == {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
+
+
+# --- the handlers that begin themselves -------------------------------------------------
+
+
+def test_handlers_that_are_not_wrapped_call_begin_first_thing():
+    """protocol.tracked leaves these unwrapped: each must tell its connection it
+    started before anything else, or the layer never learns its reply is done."""
+    from mockstatus.app import BEGIN_THEMSELVES
+
+    assert BEGIN_THEMSELVES
+    for handler in BEGIN_THEMSELVES:
+        source = Path(handler.__code__.co_filename).read_text(encoding="utf-8")
+        function = next(
+            node for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.AsyncFunctionDef) and node.name == handler.__name__
+        )  # fmt: skip
+        body = [
+            node for node in function.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+        ]
+        first = body[0]
+        assert isinstance(first, ast.Expr) and isinstance(first.value, ast.Call), handler.__name__
+        call = first.value
+        assert ast.unparse(call) == "begin(request)", (handler.__name__, ast.unparse(call))
+
+
+def test_every_catalog_code_has_a_plain_route(make_mockstatus):
+    """/status/NNN for a catalog code is matched without a pattern; other paths still reach the pattern route."""
+    from mockstatus.app import make_app
+
+    server = make_mockstatus()
+    app = make_app(catalog=server.catalog)
+    plain = {resource.canonical for resource in app.router.resources() if "pattern" not in resource.get_info()}
+    assert {f"/status/{info.code}" for info in server.catalog} <= plain
+    for path, status in (
+        ("/status/418", 418),
+        ("/status/418/below", 418),
+        ("/status/200,200", 200),
+        ("/status/99", 400),
+    ):
+        assert httpx.get(server.url(path)).status_code == status, path
