@@ -16,7 +16,7 @@ import time
 from aiohttp import web
 
 from .catalog import StatusInfo
-from .durations import sleep_at_least
+from .durations import deadline_after, sleep_at_least, wake_at
 from .kinds import Reply, kind_of
 from .options import Asked, Options
 from .server import ServerState, access_log
@@ -89,7 +89,8 @@ async def deliver(
             await _wait(request, asked, info, delay)
             info = state.catalog.get(options.then or info.then or 200)
         elif delay > 0:
-            await sleep_at_least(delay, asked.arrived)
+            # The wheel's future itself, not sleep_at_least: a held reply keeps no sleep frame.
+            await wake_at(deadline_after(delay, asked.arrived))
         if delay > 0:
             extra = [*(extra or ()), ("Server-Timing", f"delay;dur={delay * 1000:.0f}")]
         # The fault asked for (unless its share let this request through), else the catalog's kind.

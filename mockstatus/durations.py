@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import heapq
 import math
 import random
 import re
 import time
+import weakref
 
 # Plain ASCII digits only: ``float()`` would accept "1_0", "inf", "nan" and
 # non-ASCII digits, none of which a user means as a duration.
@@ -167,32 +169,115 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-async def sleep_at_least(seconds: float, since: float | None = None) -> None:
-    """``asyncio.sleep``, but never shorter by the monotonic clock; counted from ``since`` if given.
+def deadline_after(seconds: float, since: float | None = None) -> float:
+    """``seconds`` after ``since`` (``time.monotonic()``; never later than now), or after now."""
+    now = time.monotonic()
+    return (now if since is None else min(since, now)) + seconds
 
-    uvloop keeps loop time in whole milliseconds and rounds each timer, so a
-    timer can fire up to a millisecond early; a client timing the reply would
-    then see less than it asked for, so an early wake-up sleeps again until the
-    deadline.  ``asyncio.sleep`` is inlined (a future and a timer): a held
-    request keeps its frames for the whole delay, and one frame less adds up
-    over thousands of held requests (benchmarks/held_connections.py).
+
+async def sleep_at_least(seconds: float, since: float | None = None) -> None:
+    """``asyncio.sleep``, but never shorter by the monotonic clock; counted from ``since`` if given."""
+    await wake_at(deadline_after(seconds, since))
+
+
+def wake_at(deadline: float) -> asyncio.Future:
+    """A future done at ``deadline`` (``time.monotonic()``), never before it.
+
+    Awaited directly by a held reply (delivery), it costs no coroutine frame.
     """
     loop = asyncio.get_running_loop()
-    now = time.monotonic()
-    deadline = (now if since is None else min(since, now)) + seconds
-    seconds = deadline - now
-    while seconds > 0:
-        future = loop.create_future()
-        timer = loop.call_later(seconds, _wake, future, context=NO_CONTEXT)
-        try:
-            await future
-        finally:
-            timer.cancel()  # cancelled (client gone, shutdown): the timer goes at once
-        seconds = deadline - time.monotonic()
-        if seconds > 0:
-            seconds = max(seconds, 0.001)
+    wheel = _WHEELS.get(loop)
+    if wheel is None:
+        wheel = _WHEELS[loop] = Wheel(loop)
+    return wheel.until(deadline)
 
 
-def _wake(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
+class _Wake(asyncio.Future):
+    """A delay's future; cancelling it (the client left, a shutdown) takes it off its wheel."""
+
+    __slots__ = ("wheel", "slot")
+
+    def cancel(self, msg=None) -> bool:
+        self.wheel.forget(self)
+        return super().cancel(msg)
+
+
+class Wheel:
+    """Delays on one loop timer: a heap of the milliseconds in which some delay ends.
+
+    A delay joins the slot of the first whole millisecond of the monotonic
+    clock at or after its deadline; one loop timer waits for the earliest
+    slot.  A held request then costs a future, where ``asyncio.sleep`` costs
+    a future, a loop timer and a coroutine frame.  uvloop keeps its clock in
+    whole milliseconds and rounds each timer, so the timer can fire up to a
+    millisecond early: the wheel then waits again, and a client timing the
+    reply never sees less than it asked for.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.members: dict[int, list[_Wake]] = {}  # by slot (whole milliseconds)
+        # Slots in time order; a slot emptied by cancelled delays stays until
+        # it comes up, or until they outnumber the live ones (then rebuilt).
+        self.due: list[int] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.armed_for = 0  # the slot the timer waits for (with a timer)
+
+    def until(self, deadline: float) -> asyncio.Future:
+        wake = _Wake(loop=self.loop)
+        if deadline <= time.monotonic():
+            wake.set_result(None)
+            return wake
+        slot = math.ceil(deadline * 1000)
+        wake.wheel, wake.slot = self, slot
+        members = self.members.get(slot)
+        if members is None:
+            members = self.members[slot] = []
+            heapq.heappush(self.due, slot)
+            if self.timer is None or slot < self.armed_for:
+                self._arm(slot)
+        members.append(wake)
+        return wake
+
+    def forget(self, wake: _Wake) -> None:
+        members = self.members.get(wake.slot)
+        if members is None or wake not in members:
+            return
+        members.remove(wake)
+        if members:
+            return
+        del self.members[wake.slot]
+        if not self.members:  # nothing left to wait for: the timer goes at once
+            self.due.clear()
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+        elif len(self.due) > 2 * len(self.members) + 64:
+            self.due = sorted(self.members)  # a sorted list is a heap
+
+    def _arm(self, slot: int) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.armed_for = slot
+        wait = max(slot / 1000 - time.monotonic(), 0.0)
+        self.timer = self.loop.call_later(wait, self._fire, context=NO_CONTEXT)
+
+    def _fire(self) -> None:
+        self.timer = None
+        now = time.monotonic() * 1000
+        due, members = self.due, self.members
+        while due and due[0] <= now:
+            for wake in members.pop(heapq.heappop(due), ()):
+                if not wake.done():
+                    wake.set_result(None)
+        while due and due[0] not in members:
+            heapq.heappop(due)
+        if due:
+            if due[0] - now < 1:  # fired early: wait the rest, at the loop's resolution
+                self.armed_for = due[0]
+                self.timer = self.loop.call_later(0.001, self._fire, context=NO_CONTEXT)
+            else:
+                self._arm(due[0])
+
+
+_WHEELS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Wheel] = weakref.WeakKeyDictionary()

@@ -29,7 +29,7 @@ import socket
 import ssl
 
 from .certs import Material
-from .protocol import LINGER, Listener
+from .protocol import LINGER, Listener, keep_alive_probes
 from .tls import HANDSHAKE_FAILURE_ALERT, PROTOCOL_VERSION_ALERT, SCENARIOS, Scenario, scenario_of
 
 log = logging.getLogger("mockstatus")
@@ -239,6 +239,7 @@ class TLSListeners:
                 await asyncio.sleep(1.0)
                 continue
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            keep_alive_probes(client)
             self._spawn(self._dispatch(client, scenario))
 
     async def _dispatch(self, client: socket.socket, scenario: Scenario | None) -> None:

@@ -272,10 +272,16 @@ def parse_code_text(text: str, what: str = "code") -> int:
     return int(text)
 
 
+@functools.lru_cache(maxsize=256)
+def _delay_spec(text: str, max_delay: float) -> DelaySpec:
+    """A DelaySpec never changes, so requests asking for the same delay share one."""
+    return parse_delay(text, max_delay=max_delay)
+
+
 def _apply(options: Options, name: str, value: str, settings: Settings) -> None:
     try:
         if name == "delay":
-            options.delay = parse_delay(value, max_delay=settings.max_delay)
+            options.delay = _delay_spec(value, settings.max_delay)
         elif name in ("body_delay", "drip"):
             seconds = parse_duration(value, what=name)
             if seconds > settings.max_delay:

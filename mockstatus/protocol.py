@@ -832,6 +832,7 @@ class Listener:
                 log.warning("mockstatus: accept() failed: %s", exc)
                 return
             client.setblocking(False)
+            keep_alive_probes(client)
             self.accepting += 1
             task = self.loop.create_task(self.loop.connect_accepted_socket(self, sock=client))
             task.add_done_callback(self._accepted)
@@ -938,6 +939,13 @@ def tracked(handler):
         return await handler(request)
 
     return run
+
+
+def keep_alive_probes(client: socket.socket) -> None:
+    """TCP keep-alive on an accepted socket, so the kernel finds out a peer that
+    vanished without a FIN (what aiohttp's ``tcp_keepalive`` would do)."""
+    if hasattr(socket, "SO_KEEPALIVE"):
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
 
 def begin(request: web.BaseRequest) -> None:

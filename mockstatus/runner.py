@@ -196,6 +196,9 @@ async def start(
         # The connection layer times out idle connections (--header-timeout);
         # aiohttp's own keep-alive timer only backs it up.
         keepalive_timeout=KEEPALIVE_BACKSTOP,
+        # The Listener sets SO_KEEPALIVE on each socket it accepts (keep_alive_probes):
+        # aiohttp's own would make a socket object for every connection to set it.
+        tcp_keepalive=False,
     )
     await runner.setup()
     assert runner.server is not None

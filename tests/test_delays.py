@@ -573,3 +573,72 @@ def test_half_close_during_a_delay_counts_as_gone(make_mockstatus):
     assert rest == b""
     assert wait_for(lambda: tasks_on(server) == idle)
     assert [(e["status"], e["client_gone"]) for e in server.requests()] == [(499, True)]
+
+
+# --- the wheel that waits delays out (durations.Wheel) ------------------------------------
+
+
+def run_on_uvloop(main):
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())
+
+
+def test_wheel_never_wakes_a_delay_early_and_keeps_one_timer():
+    from mockstatus.durations import Wheel
+
+    async def main():
+        wheel = Wheel(asyncio.get_running_loop())
+        start = time.monotonic()
+        deadlines = [start + 0.001 * step + 0.0003 * (step % 3) for step in range(1, 120)]
+        woke: list[tuple[float, float]] = []
+
+        async def one(deadline):
+            await wheel.until(deadline)
+            woke.append((deadline, time.monotonic()))
+
+        tasks = [asyncio.ensure_future(one(deadline)) for deadline in reversed(deadlines)]
+        await asyncio.sleep(0)
+        timers_while_waiting = sum(1 for _ in [wheel.timer] if wheel.timer is not None)
+        slots_while_waiting = len(wheel.members)
+        await asyncio.gather(*tasks)
+        return woke, timers_while_waiting, slots_while_waiting, wheel
+
+    woke, timers, slots, wheel = run_on_uvloop(main)
+    assert len(woke) == 119
+    assert all(at >= deadline for deadline, at in woke), min(at - deadline for deadline, at in woke)
+    assert timers == 1 and 1 <= slots < 119  # delays ending in one millisecond share a slot; one timer for all
+    assert wheel.members == {} and wheel.timer is None
+
+
+def test_wheel_forgets_a_cancelled_delay_at_once():
+    from mockstatus.durations import Wheel
+
+    async def main():
+        wheel = Wheel(asyncio.get_running_loop())
+        later = asyncio.ensure_future(wheel.until(time.monotonic() + 30))
+        sooner = asyncio.ensure_future(wheel.until(time.monotonic() + 20))
+        await asyncio.sleep(0)
+        armed_for_sooner = wheel.armed_for
+        sooner.cancel()
+        one_left = (len(wheel.members), wheel.timer is not None)
+        later.cancel()
+        await asyncio.sleep(0)
+        return armed_for_sooner, one_left, wheel
+
+    armed_for, one_left, wheel = run_on_uvloop(main)
+    assert armed_for > 0
+    assert one_left == (1, True)
+    assert wheel.members == {} and wheel.timer is None and wheel.due == []
+
+
+def test_wheel_answers_a_deadline_already_past_at_once():
+    from mockstatus.durations import Wheel
+
+    async def main():
+        wheel = Wheel(asyncio.get_running_loop())
+        future = wheel.until(time.monotonic() - 1)
+        return future.done(), wheel.members, wheel.timer
+
+    assert run_on_uvloop(main) == (True, {}, None)

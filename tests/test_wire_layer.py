@@ -202,3 +202,26 @@ def test_a_repeated_head_is_answered_like_the_first_each_time_it_is_sent(make_mo
             sock.sendall(refused)
             head, _ = read_response(sock)
         assert head.startswith(b"HTTP/1.1 400 ")
+
+
+def test_accepted_sockets_have_tcp_keepalive(make_mockstatus):
+    """The Listener sets SO_KEEPALIVE itself (aiohttp's tcp_keepalive is off)."""
+    server = make_mockstatus()
+    listener = server._server.listener  # our own RunningServer, not aiohttp's
+
+    def flags():
+        return [
+            connection.transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+            for connection in listener.connections
+            if connection.transport is not None
+        ]
+
+    with connect(server) as sock:
+        sock.sendall(request_bytes("/status/200?delay=300ms"))
+        deadline = time.monotonic() + 5
+        while not server.call(flags) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen = server.call(flags)
+        head, _ = read_response(sock)
+    assert seen == [1]
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
