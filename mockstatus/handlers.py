@@ -12,6 +12,8 @@ import functools
 import itertools
 import math
 import re
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -151,6 +153,18 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
     info = state.fast_path.get(text)
     if info is not None and _takes_fast_path(request):
         return _fast_path(request, state, info)
+    reply = await _status_reply(request, state, text)
+    return reply if isinstance(reply, web.StreamResponse) else await reply
+
+
+async def _status_reply(
+    request: web.Request, state: ServerState, text: str
+) -> web.StreamResponse | Coroutine[Any, Any, web.StreamResponse]:
+    """A /status reply off the fast path: an error or a gated reply, or its delivery, not started.
+
+    The delivery is returned for status_handler to await, not awaited here:
+    a reply held in a delay then keeps the handler's small frame, not this one.
+    """
     try:
         options = parse_options(request, state.settings) if has_options(request) else NO_OPTIONS
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
@@ -174,7 +188,7 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
                 return _fast_path(request, state, info, extra)
     except BadRequest as exc:
         return _error(request, state, exc.status, exc.message)
-    return await deliver(request, state, ask(request, code, options), extra=extra, body_size=body_size, preview=preview)
+    return deliver(request, state, ask(request, code, options), extra=extra, body_size=body_size, preview=preview)
 
 
 async def _read_body_unless_cut(
@@ -321,7 +335,14 @@ async def sequence_missing(request: web.Request) -> web.StreamResponse:
 
 async def sequence_handler(request: web.Request) -> web.StreamResponse:
     begin(request)
-    state = request.app[STATE]
+    reply = await _sequence_reply(request, request.app[STATE])
+    return reply if isinstance(reply, web.StreamResponse) else await reply  # as status_handler
+
+
+async def _sequence_reply(
+    request: web.Request, state: ServerState
+) -> web.StreamResponse | Coroutine[Any, Any, web.StreamResponse]:
+    """The step's reply: an error or a gated reply, or its delivery, not started (as _status_reply)."""
     name = request.match_info["name"]
     text = request.match_info["codes"].partition("/")[0]  # a tail below the codes, as for /status
     try:
@@ -345,7 +366,7 @@ async def sequence_handler(request: web.Request) -> web.StreamResponse:
     except BadRequest as exc:
         return _error(request, state, exc.status, exc.message)
     extra = [*(limited or ()), ("X-Mockstatus-Sequence", name), ("X-Mockstatus-Step", str(step))]
-    return await deliver(
+    return deliver(
         request, state, ask(request, code, options), extra=extra, body_size=body_size, preview=preview,
         sequence=name, step=step, restarted=restarted,
     )  # fmt: skip
