@@ -32,7 +32,6 @@ from .store import StoreError, namespace_of
 
 _WEIGHT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 _REPEAT = re.compile(r"[0-9]{1,5}", re.ASCII)
-STATUS_PREFIX = len("/status/")
 _SEQUENCE_NAME = re.compile(r"[A-Za-z0-9._~-]{1,128}", re.ASCII)
 MAX_CHOICES = 1000
 MAX_SEQUENCE_STEPS = 10_000
@@ -144,10 +143,10 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     codes = request.match_info.get("codes")
     # A catalog code's plain route (app.EACH_CATALOG_CODE) matches no pattern:
-    # the code is the path's end.  Anything below the codes is answered as
+    # its code is looked up by path.  Anything below the codes is answered as
     # without it, so a client whose base URL is /status/503 gets a 503 for
     # every call it makes (/status/503/api/items).
-    text = request.path[STATUS_PREFIX:] if codes is None else codes.partition("/")[0]
+    text = state.plain_codes[request.path] if codes is None else codes.partition("/")[0]
     # The fast path: most requests are a plain GET /status/NNN, answered from
     # the precomputed reply without parsing, awaiting or delivery.
     info = state.fast_path.get(text)

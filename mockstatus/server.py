@@ -49,6 +49,9 @@ class ServerState:
             for info in catalog
             if kind_of(info.kind)[0].fast and not (info.delay if info.delay is not None else settings.default_delay)
         }
+        # The code in each catalog code's plain route (app.EACH_CATALOG_CODE), by
+        # path: a lookup, where a slice would make a string for every request.
+        self.plain_codes: dict[str, str] = {f"/status/{info.code}": str(info.code) for info in catalog}
         self.closing = False
         self.delays = Delays()  # the applied delays, for the metrics
         # Client connections open now: the connection layer's count, once the server listens.

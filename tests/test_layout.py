@@ -196,3 +196,16 @@ def test_every_catalog_code_has_a_plain_route(make_mockstatus):
         ("/status/99", 400),
     ):
         assert httpx.get(server.url(path)).status_code == status, path
+
+
+def test_a_user_catalog_code_gets_its_plain_route(tmp_path, make_mockstatus):
+    from mockstatus.app import make_app
+
+    path = tmp_path / "mine.yaml"
+    path.write_text('codes:\n  799:\n    reason: Custom Oddity\n    body: "odd\\n"\n', encoding="utf-8")
+    server = make_mockstatus(config=str(path))
+    resources = make_app(catalog=server.catalog).router.resources()
+    assert "/status/799" in {resource.canonical for resource in resources if "pattern" not in resource.get_info()}
+    reply = httpx.get(server.url("/status/799"))
+    assert (reply.status_code, reply.reason_phrase, reply.text) == (799, "Custom Oddity", "odd\n")
+    assert httpx.get(server.url("/ns/team/status/799")).status_code == 799  # the pattern route, namespaced
