@@ -123,10 +123,15 @@ def check_start(data: bytes, limits: Limits) -> None:
     end = data.find(b"\r\n")
     if end < 0:
         if len(data) > limits.max_target + 64:
-            raise bad(
+            refusal = bad(
                 f"request line is longer than {limits.max_target + 64} bytes: the target is longer than "
                 f"{limits.max_target} bytes (a limit of this server: raise it with --max-request-line)"
             )
+            # The method is in already: a HEAD request's refusal has no body (RFC 9110 §9.3.2).
+            method, space, _ = data.partition(b" ")
+            if space:
+                refusal.method = method
+            raise refusal
         return
     line = data[:end]
     if line.startswith(HTTP2_PREFACE):

@@ -17,7 +17,7 @@ import socket
 import time
 
 import pytest
-from wire import connect, read_chunk, read_response, read_to_end, request_bytes
+from wire import connect, read_chunk, read_head, read_response, read_to_end, request_bytes
 
 from mockstatus import __version__
 
@@ -215,6 +215,16 @@ def test_request_line_over_the_limit_is_a_400_naming_the_limit_and_flag(tight):
         b"request target of 513 bytes is longer than 512 bytes",
         b"--max-request-line",
     )
+
+
+def test_head_request_line_too_long_to_finish_gets_a_400_head_and_no_body(tight):
+    """Refused before its line ends (no CRLF yet): the method is known, and a HEAD reply has no body (RFC 9110 §9.3.2)."""
+    with connect(tight) as sock:
+        sock.sendall(b"HEAD /status/200?body=" + b"a" * 700)  # over 512 + 64, no CRLF
+        head = read_head(sock)
+        rest, how = read_to_end(sock)
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"\r\nContent-Length: " in head
+    assert rest == b"" and how == "close"
 
 
 def test_header_value_at_the_limit_is_read(tight):
