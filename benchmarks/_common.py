@@ -59,6 +59,27 @@ def start_listening(*flags: str, **popen) -> tuple[subprocess.Popen, str, str, i
     return process, match.group(1), match.group(2), int(match.group(3))
 
 
+def start_hello_aiohttp(**popen) -> tuple[subprocess.Popen, int]:
+    """benchmarks/hello_aiohttp.py (the bare aiohttp baselines) on a free port, answering; returns it and the port."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "hello_aiohttp.py"), str(port)], **popen)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/")
+    except RuntimeError:
+        process.kill()
+        raise
+    return process, port
+
+
+def client_loop_factory():
+    """uvloop's event loop for a benchmark's client when it is installed, else asyncio's (None)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is optional off Linux/macOS
+        return None
+    return uvloop.new_event_loop
+
+
 def stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:

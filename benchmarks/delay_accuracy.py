@@ -25,7 +25,6 @@ import asyncio
 import gc
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import free_port, start_listening, wait_http  # noqa: E402
+from _common import client_loop_factory, start_hello_aiohttp, start_listening  # noqa: E402
 
 from mockstatus.durations import format_seconds, parse_duration  # noqa: E402
 
@@ -111,19 +110,12 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server inherits it
     except (ImportError, ValueError, OSError):
         pass
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
+    loop_factory = client_loop_factory()
 
     floor = None
     if args.baseline:
-        port = free_port()
-        process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "hello_aiohttp.py"), str(port)])
+        process, port = start_hello_aiohttp()
         try:
-            wait_http(f"http://127.0.0.1:{port}/")
             with asyncio.Runner(loop_factory=loop_factory) as runner:
                 bare_rounds = runner.run(
                     measure(f"http://127.0.0.1:{port}", args.requests, args.delay, delay, args.rounds, bare=True)

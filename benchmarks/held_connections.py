@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import free_port, start_listening, wait_http  # noqa: E402
+from _common import client_loop_factory, start_hello_aiohttp, start_listening  # noqa: E402
 
 from mockstatus.durations import format_seconds, parse_duration  # noqa: E402
 
@@ -61,10 +61,7 @@ def start_server(files: int) -> tuple[subprocess.Popen, str, int]:
 
 
 def start_baseline(files: int) -> tuple[subprocess.Popen, str, int]:
-    port = free_port()
-    script = ROOT / "benchmarks" / "hello_aiohttp.py"
-    process = subprocess.Popen([sys.executable, str(script), str(port)], preexec_fn=file_limit(files))
-    wait_http(f"http://127.0.0.1:{port}/")
+    process, port = start_hello_aiohttp(preexec_fn=file_limit(files))
     return process, "127.0.0.1", port
 
 
@@ -202,13 +199,7 @@ def main() -> int:
     delay = parse_duration(args.delay)
     files = raise_nofile(args.connections + 256)
 
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
-
+    loop_factory = client_loop_factory()
     floor = None
     if args.baseline:
         floor = measure(

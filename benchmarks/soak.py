@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import start_listening  # noqa: E402
+from _common import client_loop_factory, start_listening  # noqa: E402
 
 from mockstatus.catalog import FAULTS, load_catalog  # noqa: E402
 
@@ -492,12 +492,7 @@ def soak(requests: int, connections: int, seed: int = 1, warmup: int | None = No
     plan = Plan()
     # A stall lasts --max-delay: short here, so it is one more reply among many.
     process, _, host, port = start_listening("--max-delay", "50ms", stderr=subprocess.PIPE)
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover
-        loop_factory = None
+    loop_factory = client_loop_factory()
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(_soak(process.pid, host, port, requests, connections, seed, warmup, plan))

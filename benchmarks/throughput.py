@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
-import sys
 
-from _common import ROOT, ensure_wrk, free_port, start_mockstatus, stop, wait_http
+from _common import ensure_wrk, free_port, start_hello_aiohttp, start_mockstatus, stop, wait_http
 
 CASES = (
     ("/status/200", "/status/200", None),
@@ -54,13 +53,11 @@ def main() -> int:
     if binary is None:
         return 1
 
-    hello_port = free_port()
-    hello = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "hello_aiohttp.py"), str(hello_port)])
+    hello, hello_port = start_hello_aiohttp()
     mock_port = free_port()
     https_port = free_port()
     mock = start_mockstatus(mock_port, "--https-port", str(https_port))
     try:
-        wait_http(f"http://127.0.0.1:{hello_port}/")
         wait_http(f"http://127.0.0.1:{mock_port}/__mockstatus/health")
         hello_url = f"http://127.0.0.1:{hello_port}/"
         baseline = [wrk(binary, hello_url, None, args.duration, args.connections)]
