@@ -70,97 +70,26 @@ PAUSED_BY_AIOHTTP = 1
 PAUSED_BY_LAYER = 2
 
 
-class _AiohttpTransport(asyncio.Transport):
-    """The socket as aiohttp sees it: writes go through until aiohttp is cut off.
+class _Forwarding(asyncio.Transport):
+    """A view of a connection's socket: every call goes to the socket's transport.
 
-    Once cut (a raw reply took the socket, or a fresh aiohttp protocol took
-    over), nothing aiohttp writes or closes reaches the socket.
+    The two views below change only what they must: what aiohttp may do, and
+    what mockstatus writes after a detach.
     """
-
-    __slots__ = ("connection", "transport", "cut")
-
-    def __init__(self, connection: Connection, transport: asyncio.Transport) -> None:
-        # asyncio.BaseTransport.__init__ is not called: it only makes the dict
-        # behind get_extra_info, which this view forwards to the socket's.
-        self.connection = connection
-        self.transport = transport
-        self.cut = False
-
-    def write(self, data) -> None:
-        if not self.cut:
-            self.connection.replied = True
-            self.transport.write(data)
-
-    def writelines(self, list_of_data) -> None:
-        if not self.cut:
-            self.connection.replied = True
-            self.transport.writelines(list_of_data)
-
-    def write_eof(self) -> None:
-        if not self.cut:
-            self.transport.write_eof()
-
-    def can_write_eof(self) -> bool:
-        return self.transport.can_write_eof()
-
-    def close(self) -> None:
-        if not self.cut:
-            self.connection.aiohttp_closed()
-
-    def abort(self) -> None:
-        if not self.cut:
-            self.transport.abort()
-
-    def is_closing(self) -> bool:
-        return self.cut or self.transport.is_closing()
-
-    def pause_reading(self) -> None:
-        if not self.cut:
-            self.connection.pause(aiohttp=True)
-
-    def resume_reading(self) -> None:
-        if not self.cut:
-            self.connection.resume(aiohttp=True)
-
-    def is_reading(self) -> bool:
-        return self.transport.is_reading()
-
-    def get_extra_info(self, name, default=None):
-        return self.transport.get_extra_info(name, default)
-
-    def get_write_buffer_size(self) -> int:
-        return self.transport.get_write_buffer_size()
-
-    def get_write_buffer_limits(self):
-        return self.transport.get_write_buffer_limits()
-
-    def set_write_buffer_limits(self, high=None, low=None) -> None:
-        self.transport.set_write_buffer_limits(high, low)
-
-    def set_protocol(self, protocol) -> None:  # aiohttp never swaps protocols on a server socket
-        raise NotImplementedError
-
-    def get_protocol(self):
-        return self.connection.inner
-
-
-class _Counted(asyncio.Transport):
-    """The socket after a detach: counts what mockstatus writes, for the journal."""
 
     __slots__ = ("connection", "transport")
 
     def __init__(self, connection: Connection, transport: asyncio.Transport) -> None:
-        super().__init__()
+        # asyncio.BaseTransport.__init__ is not called: it only makes the dict
+        # behind get_extra_info, which a view forwards to the socket's.
         self.connection = connection
         self.transport = transport
 
     def write(self, data) -> None:
-        self.connection.sent += len(data)
         self.transport.write(data)
 
     def writelines(self, list_of_data) -> None:
-        for data in list_of_data:
-            self.write(data)
+        self.transport.writelines(list_of_data)
 
     def write_eof(self) -> None:
         self.transport.write_eof()
@@ -197,6 +126,73 @@ class _Counted(asyncio.Transport):
 
     def set_write_buffer_limits(self, high=None, low=None) -> None:
         self.transport.set_write_buffer_limits(high, low)
+
+
+class _AiohttpTransport(_Forwarding):
+    """The socket as aiohttp sees it: writes go through until aiohttp is cut off.
+
+    Once cut (a raw reply took the socket, or a fresh aiohttp protocol took
+    over), nothing aiohttp writes or closes reaches the socket.
+    """
+
+    __slots__ = ("cut",)
+
+    def __init__(self, connection: Connection, transport: asyncio.Transport) -> None:
+        super().__init__(connection, transport)
+        self.cut = False
+
+    def write(self, data) -> None:
+        if not self.cut:
+            self.connection.replied = True
+            self.transport.write(data)
+
+    def writelines(self, list_of_data) -> None:
+        if not self.cut:
+            self.connection.replied = True
+            self.transport.writelines(list_of_data)
+
+    def write_eof(self) -> None:
+        if not self.cut:
+            self.transport.write_eof()
+
+    def close(self) -> None:
+        if not self.cut:
+            self.connection.aiohttp_closed()
+
+    def abort(self) -> None:
+        if not self.cut:
+            self.transport.abort()
+
+    def is_closing(self) -> bool:
+        return self.cut or self.transport.is_closing()
+
+    def pause_reading(self) -> None:
+        if not self.cut:
+            self.connection.pause(aiohttp=True)
+
+    def resume_reading(self) -> None:
+        if not self.cut:
+            self.connection.resume(aiohttp=True)
+
+    def set_protocol(self, protocol) -> None:  # aiohttp never swaps protocols on a server socket
+        raise NotImplementedError
+
+    def get_protocol(self):
+        return self.connection.inner
+
+
+class _Counted(_Forwarding):
+    """The socket after a detach: counts what mockstatus writes, for the journal."""
+
+    __slots__ = ()
+
+    def write(self, data) -> None:
+        self.connection.sent += len(data)
+        self.transport.write(data)
+
+    def writelines(self, list_of_data) -> None:
+        for data in list_of_data:
+            self.write(data)
 
 
 class Connection(asyncio.Protocol):
@@ -713,7 +709,7 @@ class Deadlines:
     def place(self, connection: Connection, slot: int | None, at: float) -> int:
         """The slot for a deadline ``at``, ``slot`` being the one the connection is in (or None).
 
-        A slot that comes no earlier than needed is kept: the connection looks
+        A slot that comes no later than needed is kept: the connection looks
         at its deadline when it fires and moves on if it moved.
         """
         wanted = -int(-at // self.RESOLUTION)  # rounded up: never before the deadline
@@ -726,7 +722,7 @@ class Deadlines:
             members = self.slots[wanted] = set()
             if wanted not in self.armed:
                 self.armed.add(wanted)
-                self.loop.call_at(self.time_of(wanted), self._fire, wanted)
+                self.loop.call_at(self.time_of(wanted), self._fire, wanted, context=NO_CONTEXT)
         members.add(connection)
         return wanted
 
