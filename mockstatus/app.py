@@ -107,7 +107,7 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
                 handler = protocol.tracked(wrap(handler))
             elif handler not in BEGIN_THEMSELVES:
                 handler = protocol.tracked(handler)
-            for one in _paths(path, catalog, prefixed=wrap is not None):
+            for one in _paths(path, state, prefixed=wrap is not None):
                 if method == "GET":  # and HEAD
                     app.router.add_get(prefix + one, handler, expect_handler=expect)
                 else:
@@ -121,12 +121,12 @@ def make_app(settings: Settings | None = None, catalog: Catalog | None = None) -
 BEGIN_THEMSELVES = frozenset({handlers.status_handler, handlers.sequence_handler})
 
 
-def _paths(path: str, catalog: Catalog, *, prefixed: bool) -> list[str]:
+def _paths(path: str, state: ServerState, *, prefixed: bool) -> list[str]:
     if path != EACH_CATALOG_CODE:
         return [path]
     if prefixed:
         return []  # /ns/{namespace}/status/NNN is a pattern anyway: the pattern route serves it
-    return [f"/status/{info.code}" for info in catalog]
+    return list(state.plain_codes)  # the paths status_handler looks its code up by
 
 
 async def _start_store(app: web.Application) -> None:

@@ -198,7 +198,8 @@ class _Wake(asyncio.Future):
     __slots__ = ("wheel", "slot")
 
     def cancel(self, msg=None) -> bool:
-        self.wheel.forget(self)
+        if not self.done():  # one answered at once (its deadline past) was never on the wheel
+            self.wheel.forget(self)
         return super().cancel(msg)
 
 

@@ -642,3 +642,14 @@ def test_wheel_answers_a_deadline_already_past_at_once():
         return future.done(), wheel.members, wheel.timer
 
     assert run_on_uvloop(main) == (True, {}, None)
+
+
+def test_wheel_cancelling_a_delay_already_past_is_harmless():
+    from mockstatus.durations import Wheel
+
+    async def main():
+        wheel = Wheel(asyncio.get_running_loop())
+        future = wheel.until(time.monotonic() - 1)
+        return future.cancel(), future.result(), wheel.members
+
+    assert run_on_uvloop(main) == (False, None, {})
